@@ -22,5 +22,9 @@ setup(
     description='MuJoCo tabletop simulation, dataset generation and grasp evaluation for unipixel_ros.',
     license='Apache-2.0',
     tests_require=['pytest'],
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': [
+        'unipixel-sim = unipixel_sim.cli:main',
+        'sim_camera = unipixel_sim.nodes.sim_camera:main',
+        'grasp_executor = unipixel_sim.nodes.grasp_executor_node:main',
+    ]},
 )
