@@ -45,11 +45,41 @@ def cmd_bench_geometry(args: argparse.Namespace) -> int:
         out = Path(args.json)
         _write_json(out, result)
         png = Path(args.png) if args.png else out.with_suffix('.png')
-        _plot_stage_times(png, f"geometry, {result['image_size'][1]}x{result['image_size'][0]}, "
+        _plot_stage_times(png, f"geometry, {result['image_size'][0]}x{result['image_size'][1]}, "
                                f"{result['points_in']} masked px",
-                          {k: result[k] for k in ('backproject_ms', 'filter_ms', 'grasp_ms',
-                                                  'total_ms')})
+                          {k: result[k] for k in ('backproject_ms', 'filter_ms', 'box_ms',
+                                                  'grasp_ms', 'total_ms') if k in result})
         print(f'wrote {out} and {png}', file=sys.stderr)
+    return 0
+
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / 'weights' / 'unipixel_sim_v1.safetensors'
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from unipixel_ros.model.train import TrainConfig, train
+
+    summary = train(TrainConfig.load(args.config), progress=not args.no_progress)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from unipixel_ros.engines import create_engine
+    from unipixel_ros.model.evaluate import evaluate, plot_eval
+    from unipixel_ros.model.predictor import ReferringPredictor
+
+    engine = create_engine(args.engine, args.checkpoint, device=args.device)
+    predictor = ReferringPredictor(engine, exists_threshold=args.threshold)
+    result = evaluate(predictor, args.data, limit_scenes=args.limit_scenes,
+                      progress=not args.no_progress)
+    result.update(checkpoint=str(args.checkpoint), engine=args.engine, data=str(args.data))
+    print(json.dumps({k: v for k, v in result.items() if k != 'by_type'}, indent=2))
+    if args.json:
+        out = Path(args.json)
+        _write_json(out, result)
+        plot_eval(result, out.with_suffix('.png'))
+        print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
     return 0
 
 
@@ -72,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
     geo.add_argument('--runs', type=int, default=50, help='timed runs (medians are reported)')
     geo.add_argument('--seed', type=int, default=0)
     geo.set_defaults(func=cmd_bench_geometry)
+
+    tr = sub.add_parser('train', help='train the referring segmentation model')
+    tr.add_argument('--config', required=True, help='training config (JSON or YAML)')
+    tr.add_argument('--no-progress', action='store_true')
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser('eval', help='RefCOCO-style metrics on a generated dataset')
+    ev.add_argument('--data', required=True, help='dataset folder (all splits are test data)')
+    ev.add_argument('--json', help='write metrics here (and a PNG chart beside it)')
+    ev.add_argument('--checkpoint', default=str(DEFAULT_CHECKPOINT))
+    ev.add_argument('--engine', default='torch', choices=('torch', 'onnxruntime', 'tensorrt'))
+    ev.add_argument('--device', default='cpu')
+    ev.add_argument('--threshold', type=float, default=0.5, help='target-exists threshold')
+    ev.add_argument('--limit-scenes', type=int, default=0, help='first N scenes only (0 = all)')
+    ev.add_argument('--no-progress', action='store_true')
+    ev.set_defaults(func=cmd_eval)
 
     demo = sub.add_parser('demo', help='the simulated end-to-end demo')
     demo.set_defaults(func=cmd_demo)

@@ -155,7 +155,7 @@ def msg_to_cloud(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray | None]:
     """PointCloud2 -> ((N, 3) float32 points, (N, 3) uint8 colors or None)."""
     fields = [(f.name, f.offset, f.datatype, f.count) for f in msg.fields]
     try:
-        return unpack_xyzrgb(bytes(msg.data), msg.point_step, fields, bool(msg.is_bigendian))
+        return unpack_xyzrgb(msg.data, msg.point_step, fields, bool(msg.is_bigendian))
     except GeometryError as exc:
         raise MessageConversionError(f'invalid PointCloud2: {exc}') from exc
 

@@ -1,0 +1,39 @@
+"""Command parsing: carriers, stop/describe, and readable errors for unusable input."""
+import pytest
+
+from unipixel_ros.language import CommandAction, CommandError, parse_command
+
+
+@pytest.mark.parametrize('text,action,expression', [
+    ('pick up the red cup', CommandAction.PICK, 'the red cup'),
+    ('Could you grab the ball?', CommandAction.PICK, 'the ball'),
+    ('hand me the small box please', CommandAction.PICK, 'the small box'),
+    ('please get the green box behind the ball', CommandAction.PICK, 'the green box behind the ball'),
+    ('Hey robot, can you pick up the cup on the left.', CommandAction.PICK, 'the cup on the left'),
+    ('show me the bowl', CommandAction.FIND, 'the bowl'),
+    ('find the leftmost ball', CommandAction.FIND, 'the leftmost ball'),
+    ('track the can', CommandAction.TRACK, 'the can'),
+    ('the blue bottle', CommandAction.FIND, 'the blue bottle'),
+    ('grab red cup', CommandAction.PICK, 'the red cup'),
+    ('stop', CommandAction.STOP, ''),
+    ('Cancel that', CommandAction.STOP, ''),
+    ("what's this?", CommandAction.DESCRIBE, ''),
+    ('what is that', CommandAction.DESCRIBE, ''),
+])
+def test_parse(text, action, expression):
+    cmd = parse_command(text)
+    assert (cmd.action, cmd.expression) == (action, expression)
+
+
+@pytest.mark.parametrize('text,match', [
+    ('', 'empty'),
+    ('   \t ', 'empty'),
+    ('?!', 'empty'),
+    ('x' * 1_000_000, 'limit is'),
+    ('pick up the \x00red\x07 cup', 'control character'),
+    ('pick up', 'no object named'),
+    (None, 'must be text'),
+])
+def test_unusable_input_is_a_clear_error(text, match):
+    with pytest.raises(CommandError, match=match):
+        parse_command(text)
