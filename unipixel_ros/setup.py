@@ -16,7 +16,7 @@ setup(
         (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.xml')
          + glob('config/*.rviz')),
     ],
-    package_data={PACKAGE: ['config/*.yaml', 'config/*.xml']},
+    package_data={PACKAGE: ['weights/*.safetensors', 'weights/*.md', 'weights/*.json']},
     install_requires=['setuptools', 'numpy', 'scipy', 'tqdm'],
     zip_safe=True,
     maintainer='unipixel_ros developers',

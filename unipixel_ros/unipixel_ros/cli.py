@@ -1,4 +1,4 @@
-"""``unipixel-ros``: the command-line entry point (bench, demo; train/eval/export arrive with the model).
+"""``unipixel-ros``: the command-line entry point (bench, train, eval, export, demo).
 
 Every sub-command prints a one-line summary; benchmarks print their JSON on stdout and also write it
 (plus a PNG chart) to the requested file.
@@ -56,6 +56,18 @@ def cmd_bench_geometry(args: argparse.Namespace) -> int:
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / 'weights' / 'unipixel_sim_v1.safetensors'
 
 
+def resolve_checkpoint(path: str | None) -> Path:
+    """``path``, or the shipped checkpoint when None; CheckpointError naming a missing file."""
+    from unipixel_ros.model.checkpoint import CheckpointError
+
+    ckpt = Path(path) if path else DEFAULT_CHECKPOINT
+    if not ckpt.is_file():
+        hint = (' (the shipped model is not there yet: train one or pass --checkpoint FILE)'
+                if not path else '')
+        raise CheckpointError(f'checkpoint not found: {ckpt}{hint}')
+    return ckpt
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from unipixel_ros.model.train import TrainConfig, train
 
@@ -69,7 +81,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from unipixel_ros.model.evaluate import evaluate, plot_eval
     from unipixel_ros.model.predictor import ReferringPredictor
 
-    engine = create_engine(args.engine, args.checkpoint, device=args.device)
+    from unipixel_ros.model.checkpoint import CheckpointError
+    try:
+        engine = create_engine(args.engine, str(resolve_checkpoint(args.checkpoint)),
+                               device=args.device)
+    except (CheckpointError, RuntimeError) as exc:
+        print(f'unipixel-ros eval: {exc}', file=sys.stderr)
+        return 1
     predictor = ReferringPredictor(engine, exists_threshold=args.threshold)
     result = evaluate(predictor, args.data, limit_scenes=args.limit_scenes,
                       progress=not args.no_progress)
@@ -80,6 +98,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _write_json(out, result)
         plot_eval(result, out.with_suffix('.png'))
         print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from unipixel_ros.engines import EngineError
+    from unipixel_ros.model.checkpoint import CheckpointError
+    from unipixel_ros.model.export import ExportError, export_onnx, format_parity
+
+    try:
+        ckpt = resolve_checkpoint(args.checkpoint)
+        if args.format == 'tensorrt':
+            from unipixel_ros.engines.tensorrt_engine import import_tensorrt
+            import_tensorrt()  # fail before the (slow) ONNX export
+        result = export_onnx(ckpt, args.out, parity_samples=args.parity_samples)
+        print(format_parity(result.parity))
+        if args.format == 'tensorrt':
+            from unipixel_ros.engines.tensorrt_engine import build_engines
+            for graph, path in build_engines(result.out_dir, rebuild=True).items():
+                print(f'{graph}: {path}')
+    except (CheckpointError, ExportError, EngineError) as exc:
+        print(f'unipixel-ros export: {exc}', file=sys.stderr)
+        return 1
+    print(f"exported {ckpt} -> {result.out_dir} ({args.format}, opset {result.manifest['opset']}, "
+          f"ops: {' '.join(result.manifest['op_types'])})")
+    return 0
+
+
+def cmd_bench_model(args: argparse.Namespace) -> int:
+    from unipixel_ros.engines.benchmark import bench_model
+    from unipixel_ros.model.checkpoint import CheckpointError
+
+    try:
+        ckpt = resolve_checkpoint(args.checkpoint)
+    except CheckpointError as exc:
+        print(f'unipixel-ros bench model: {exc}', file=sys.stderr)
+        return 1
+    result = bench_model(ckpt, runs=args.runs, threads=args.threads)
+    print(json.dumps(result, indent=2, sort_keys=True))
+    out = Path(args.json)
+    _write_json(out, result)
+    png = Path(args.png) if args.png else out.with_suffix('.png')
+    w, h = result['input_size']
+    _plot_stage_times(png, f'model, 640x480 frame -> {w}x{h} input',
+                      {k[:-3]: result[k] for k in ('torch_cpu_ms', 'onnxruntime_cpu_ms',
+                                                   'torch_cuda_fp16_ms', 'tensorrt_fp16_ms')
+                       if k in result})
+    print(f'wrote {out} and {png}', file=sys.stderr)
     return 0
 
 
@@ -111,13 +176,34 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser('eval', help='RefCOCO-style metrics on a generated dataset')
     ev.add_argument('--data', required=True, help='dataset folder (all splits are test data)')
     ev.add_argument('--json', help='write metrics here (and a PNG chart beside it)')
-    ev.add_argument('--checkpoint', default=str(DEFAULT_CHECKPOINT))
+    ev.add_argument('--checkpoint', help=f'.safetensors checkpoint (default: the shipped '
+                                         f'{DEFAULT_CHECKPOINT.name})')
     ev.add_argument('--engine', default='torch', choices=('torch', 'onnxruntime', 'tensorrt'))
     ev.add_argument('--device', default='cpu')
     ev.add_argument('--threshold', type=float, default=0.5, help='target-exists threshold')
     ev.add_argument('--limit-scenes', type=int, default=0, help='first N scenes only (0 = all)')
     ev.add_argument('--no-progress', action='store_true')
     ev.set_defaults(func=cmd_eval)
+
+    model = bench_sub.add_parser('model', help='ms per 640x480 frame: torch vs ONNX Runtime '
+                                               '(CPU), + CUDA/TensorRT when present')
+    ckpt_help = f'.safetensors checkpoint (default: the shipped {DEFAULT_CHECKPOINT.name})'
+    model.add_argument('--checkpoint', help=ckpt_help)
+    model.add_argument('--json', required=True,
+                       help='write the result here (and a PNG chart beside it)')
+    model.add_argument('--png', help='chart path (default: the JSON path with .png)')
+    model.add_argument('--runs', type=int, default=30, help='timed frames per engine (medians)')
+    model.add_argument('--threads', type=int, default=0,
+                       help='CPU threads for torch and ONNX Runtime (0 = library defaults)')
+    model.set_defaults(func=cmd_bench_model)
+
+    export = sub.add_parser('export', help='export a checkpoint to ONNX (and TensorRT engines)')
+    export.add_argument('--checkpoint', help=ckpt_help)
+    export.add_argument('--format', choices=('onnx', 'tensorrt'), default='onnx')
+    export.add_argument('--out', required=True, help='output directory')
+    export.add_argument('--parity-samples', type=int, default=8,
+                        help='random samples for the torch vs ONNX Runtime check')
+    export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser('demo', help='the simulated end-to-end demo')
     demo.set_defaults(func=cmd_demo)

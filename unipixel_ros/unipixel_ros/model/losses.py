@@ -1,0 +1,56 @@
+"""Training losses: BCE-with-logits + Dice for masks, BCE for existence, CE for attributes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .network import NetworkOutput
+
+
+@dataclass
+class LossWeights:
+    mask_bce: float = 1.0
+    mask_dice: float = 1.0
+    exists: float = 0.5
+    attributes: float = 0.3
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Soft Dice loss per sample: logits, target (B, 1, H, W) -> (B,)."""
+    prob = torch.sigmoid(logits).flatten(1)
+    target = target.flatten(1)
+    inter = (prob * target).sum(1)
+    return 1.0 - (2 * inter + eps) / (prob.sum(1) + target.sum(1) + eps)
+
+
+def referring_loss(out: NetworkOutput, mask: torch.Tensor, exists: torch.Tensor,
+                   category: torch.Tensor, color: torch.Tensor, size: torch.Tensor,
+                   weights: LossWeights = LossWeights()) -> tuple[torch.Tensor, dict]:
+    """Total loss and its parts.
+
+    Args:
+        out: network outputs for a batch of B samples.
+        mask: (B, 1, H, W) float {0, 1} target mask at the network's input resolution.
+        exists: (B,) float {0, 1}; masks and attributes only supervise samples with a target.
+        category, color, size: (B,) long class indices, -1 where unknown/absent.
+    """
+    pos = exists > 0.5
+    parts = {'exists': F.binary_cross_entropy_with_logits(out.exists_logit, exists)}
+    if pos.any():
+        lg, tg = out.mask_logits[pos], mask[pos]
+        parts['mask_bce'] = F.binary_cross_entropy_with_logits(lg, tg)
+        parts['mask_dice'] = dice_loss(lg, tg).mean()
+        attr = []
+        for logits, target in ((out.category_logits, category), (out.color_logits, color),
+                               (out.size_logits, size)):
+            valid = pos & (target >= 0)
+            if valid.any():
+                attr.append(F.cross_entropy(logits[valid], target[valid]))
+        parts['attributes'] = torch.stack(attr).mean() if attr else out.exists_logit.sum() * 0
+    else:
+        zero = out.mask_logits.sum() * 0
+        parts.update(mask_bce=zero, mask_dice=zero, attributes=zero)
+    total = sum(getattr(weights, k) * v for k, v in parts.items())
+    return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -1,0 +1,87 @@
+"""RefCOCO-style referring segmentation metrics.
+
+* mIoU: mean of per-sample IoU over samples that have a target.
+* cIoU (overall IoU): sum of intersections / sum of unions over those samples.
+* Prec@X: fraction of targeted samples with IoU > X.
+* no-target accuracy: fraction of absent-object queries answered "not found";
+  target accuracy: fraction of present-object queries answered "found" (at the threshold used).
+* attribute accuracy: category, colour and size all correct, over found present objects.
+A present target predicted "not found" counts as IoU 0 (its mask is treated as empty).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class _Bucket:
+    inter: float = 0.0
+    union: float = 0.0
+    ious: list = field(default_factory=list)
+    absent_total: int = 0
+    absent_correct: int = 0
+    present_total: int = 0
+    present_found: int = 0
+    attr_total: int = 0
+    attr_correct: int = 0
+
+
+class ReferringMetrics:
+    """Accumulates per-sample results, overall and per expression type."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, _Bucket] = defaultdict(_Bucket)
+
+    def update(self, expr_type: str, pred_mask: np.ndarray, found: bool, gt_mask: np.ndarray,
+               exists: bool, attributes_correct: bool | None = None) -> float | None:
+        """Add one sample; masks are (H, W) bool at the same (full) resolution. Returns its IoU."""
+        iou = None
+        for bucket in (self.buckets['all'], self.buckets[expr_type]):
+            if exists:
+                pred = pred_mask if found else np.zeros_like(gt_mask)
+                inter = float(np.logical_and(pred, gt_mask).sum())
+                union = float(np.logical_or(pred, gt_mask).sum())
+                iou = inter / union if union > 0 else 0.0
+                bucket.inter += inter
+                bucket.union += union
+                bucket.ious.append(iou)
+                bucket.present_total += 1
+                bucket.present_found += int(found)
+                if found and attributes_correct is not None:
+                    bucket.attr_total += 1
+                    bucket.attr_correct += int(attributes_correct)
+            else:
+                bucket.absent_total += 1
+                bucket.absent_correct += int(not found)
+        return iou
+
+    @staticmethod
+    def _summary(b: _Bucket) -> dict:
+        ious = np.asarray(b.ious, dtype=np.float64)
+
+        def pct(num, den):
+            return round(100.0 * num / den, 2) if den else None
+
+        return {
+            'samples': b.present_total + b.absent_total,
+            'targets': b.present_total,
+            'absent': b.absent_total,
+            'miou': round(100.0 * ious.mean(), 2) if len(ious) else None,
+            'ciou': pct(b.inter, b.union),
+            'prec_50': pct((ious > 0.5).sum(), len(ious)),
+            'prec_70': pct((ious > 0.7).sum(), len(ious)),
+            'prec_90': pct((ious > 0.9).sum(), len(ious)),
+            'target_acc': pct(b.present_found, b.present_total),
+            'no_target_acc': pct(b.absent_correct, b.absent_total),
+            'attribute_acc': pct(b.attr_correct, b.attr_total),
+        }
+
+    def summary(self) -> dict:
+        """Overall metrics (percent) at the top level plus ``by_type``."""
+        result = self._summary(self.buckets['all'])
+        result['by_type'] = {k: self._summary(v) for k, v in sorted(self.buckets.items())
+                             if k != 'all'}
+        return result

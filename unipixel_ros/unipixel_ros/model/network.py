@@ -1,0 +1,294 @@
+"""UniPixel-style referring segmentation network in plain torch (no torchvision, no timm).
+
+One network reads the phrase, looks at the image and outputs
+
+* mask logits of the one referred object at input resolution,
+* a target-exists logit ("the object is not in view" when low),
+* attribute logits (category, colour, size) of an object token pooled under the predicted mask,
+  which is also what describes a clicked region (region -> words).
+
+Data flow (shapes for the default 320x240 input, D = ``dim``)::
+
+    image (B, 3|4, 240, 320) -> ResNet-style backbone -> C2 s4, C3 s8, C4 s16, C5 s32
+                             -> FPN -> P3 (B, D, 30, 40), P4 (B, D, 15, 20), P5 (B, D, 8, 10)
+    prompt tokens (B, L, D) (projected text features, or a point prompt) + mask (B, L)
+    P4 tokens (B, 300, D) <-> prompt tokens: ``fusion_blocks`` x bidirectional cross-attention
+    sentence vector (B, D) -> FiLM on P3; fused P4 upsampled into P3
+    mask head: 3x3 conv @ s8 -> up -> (+C2) 3x3 conv @ s4 -> up -> 3x3 conv @ s2 -> 1x1
+               -> bilinear x2 -> mask logits (B, 1, 240, 320)
+    object token = P3 pooled under sigmoid(mask) -> exists logit (with sentence vector),
+                   attribute logits
+
+The text encoder (frozen MiniLM, see ``text_encoder.py``) runs once per command outside this
+module; this module starts from its token features so the per-frame graph stays small.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES
+
+
+@dataclass
+class ModelConfig:
+    """Architecture hyper-parameters (stored with every checkpoint)."""
+
+    input_width: int = 320             # px; frames are resized to this before the network
+    input_height: int = 240            # px
+    use_depth: bool = False            # a 4th input channel: depth in metres / 2
+    dim: int = 128                     # fusion width D
+    widths: tuple = (32, 48, 96, 160, 256)  # stem, s4, s8, s16, s32 channels
+    blocks: tuple = (1, 2, 2, 2)       # residual blocks per stage s4..s32
+    heads: int = 4                     # attention heads
+    fusion_blocks: int = 2             # bidirectional cross-attention blocks at s16
+    text_dim: int = 384                # MiniLM-L6 hidden size
+    max_text_tokens: int = 24          # padded/truncated token count (export profile max)
+    num_categories: int = len(CATEGORIES)
+    num_colors: int = len(COLORS)
+    num_sizes: int = len(SIZES)
+    vocab: dict = field(default_factory=lambda: {
+        'categories': list(CATEGORIES), 'colors': list(COLORS), 'sizes': list(SIZES)})
+
+    def __post_init__(self) -> None:
+        if self.input_width % 8 or self.input_height % 8:
+            raise ValueError(f'input size {self.input_width}x{self.input_height} must be a '
+                             'multiple of 8 (the object token pools the mask onto the stride-8 grid)')
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d['widths'], d['blocks'] = list(self.widths), list(self.blocks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> 'ModelConfig':
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for key in ('widths', 'blocks'):
+            if key in known:
+                known[key] = tuple(known[key])
+        return cls(**known)
+
+
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
+
+
+def conv_bn(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block; a strided 1x1 projection when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = conv_bn(cin, cout, stride)
+        self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.skip = (nn.Identity() if stride == 1 and cin == cout else
+                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv2(self.conv1(x)) + self.skip(x))
+
+
+class Backbone(nn.Module):
+    """ResNet-style CNN. Returns features at strides 4, 8, 16, 32."""
+
+    def __init__(self, in_channels: int, widths: tuple, blocks: tuple) -> None:
+        super().__init__()
+        self.stem = conv_bn(in_channels, widths[0], stride=2)
+        stages, cin = [], widths[0]
+        for cout, n in zip(widths[1:], blocks):
+            layers = [BasicBlock(cin, cout, 2)] + [BasicBlock(cout, cout, 1) for _ in range(n - 1)]
+            stages.append(nn.Sequential(*layers))
+            cin = cout
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+class FPN(nn.Module):
+    """Top-down feature pyramid over C3..C5 -> P3..P5, all with ``dim`` channels."""
+
+    def __init__(self, in_channels: tuple, dim: int) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(nn.Conv2d(c, dim, 1) for c in in_channels)
+        self.smooth = nn.ModuleList(conv_bn(dim, dim) for _ in in_channels)
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        lat = [layer(f) for layer, f in zip(self.lateral, feats)]
+        outs = [lat[-1]]
+        for f in reversed(lat[:-1]):
+            outs.insert(0, f + F.interpolate(outs[0], size=f.shape[-2:], mode='nearest'))
+        return [s(o) for s, o in zip(self.smooth, outs)]
+
+
+def sine_position_encoding(height: int, width: int, dim: int) -> torch.Tensor:
+    """Fixed 2D sine/cosine encoding (1, height*width, dim) over normalised pixel coordinates."""
+    return point_position_encoding(*torch.meshgrid(
+        (torch.arange(height, dtype=torch.float32) + 0.5) / height,
+        (torch.arange(width, dtype=torch.float32) + 0.5) / width, indexing='ij'), dim=dim
+    ).reshape(1, height * width, dim)
+
+
+def point_position_encoding(y: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sine encoding of normalised coordinates in [0, 1]: (...,) x2 -> (..., dim)."""
+    quarter = dim // 4
+    freq = torch.exp(torch.arange(quarter, dtype=torch.float32) * (-math.log(1000.0) / quarter))
+    ang_y = y.unsqueeze(-1) * 2 * math.pi * freq * 8
+    ang_x = x.unsqueeze(-1) * 2 * math.pi * freq * 8
+    return torch.cat([ang_y.sin(), ang_y.cos(), ang_x.sin(), ang_x.cos()], dim=-1)
+
+
+class FusionBlock(nn.Module):
+    """Bidirectional cross-attention: visual tokens read the prompt, then the prompt reads them."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.norm_v1, self.norm_t1 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.v_from_t = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm_v2 = nn.LayerNorm(dim)
+        self.ffn_v = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.norm_t2, self.norm_v3 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.t_from_v = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm_t3 = nn.LayerNorm(dim)
+        self.ffn_t = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, v: torch.Tensor, v_pos: torch.Tensor, t: torch.Tensor,
+                t_pad_bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """v (B, N, D) visual tokens, v_pos (1, N, D), t (B, L, D) prompt tokens,
+        t_pad_bias (B*heads, N or L, L) additive attention bias (0 keep, -1e4 padding)."""
+        q = self.norm_v1(v) + v_pos
+        kv = self.norm_t1(t)
+        v = v + self.v_from_t(q, kv, kv, attn_mask=t_pad_bias, need_weights=False)[0]
+        v = v + self.ffn_v(self.norm_v2(v))
+        kv = self.norm_v3(v) + v_pos
+        t = t + self.t_from_v(self.norm_t2(t), kv, kv, need_weights=False)[0]
+        t = t + self.ffn_t(self.norm_t3(t))
+        return v, t
+
+
+@dataclass
+class NetworkOutput:
+    """Raw network outputs (logits)."""
+
+    mask_logits: torch.Tensor       # (B, 1, H_in, W_in)
+    exists_logit: torch.Tensor      # (B,)
+    category_logits: torch.Tensor   # (B, num_categories)
+    color_logits: torch.Tensor      # (B, num_colors)
+    size_logits: torch.Tensor       # (B, num_sizes)
+
+
+class UniPixelNet(nn.Module):
+    """Referring segmentation + existence + attributes. See the module docstring."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or ModelConfig()
+        d = cfg.dim
+        self.backbone = Backbone(4 if cfg.use_depth else 3, cfg.widths, cfg.blocks)
+        self.fpn = FPN(cfg.widths[2:], d)
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.LayerNorm(d))
+        self.point_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.point_proj = nn.Linear(d, d)
+        h16, w16 = self._stride_size(16)
+        self.register_buffer('pos16', sine_position_encoding(h16, w16, d), persistent=False)
+        self.fusion = nn.ModuleList(FusionBlock(d, cfg.heads) for _ in range(cfg.fusion_blocks))
+        self.film = nn.Linear(d, 2 * d)
+        self.c2_lateral = conv_bn(cfg.widths[1], 64, k=1)
+        self.head_s8 = conv_bn(d, 64)
+        self.head_s4 = conv_bn(64, 32)
+        self.head_s2 = conv_bn(32, 16)
+        self.mask_out = nn.Conv2d(16, 1, 1)
+        self.exists_mlp = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(inplace=True), nn.Linear(d, 1))
+        self.obj_norm = nn.LayerNorm(d)
+        self.category_head = nn.Linear(d, cfg.num_categories)
+        self.color_head = nn.Linear(d, cfg.num_colors)
+        self.size_head = nn.Linear(d, cfg.num_sizes)
+        self.register_buffer('mean', torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _stride_size(self, stride: int) -> tuple[int, int]:
+        h, w = self.config.input_height, self.config.input_width
+        for _ in range(int(math.log2(stride))):
+            h, w = (h + 1) // 2, (w + 1) // 2
+        return h, w
+
+    # ---- prompts ---------------------------------------------------------------------------
+    def encode_text(self, text_features: torch.Tensor) -> torch.Tensor:
+        """MiniLM token features (B, L, text_dim) -> prompt tokens (B, L, D)."""
+        return self.text_proj(text_features)
+
+    def encode_point(self, uv: torch.Tensor) -> torch.Tensor:
+        """Point prompt for region -> words: normalised (u, v) in [0, 1], (B, 2) -> (B, 1, D)."""
+        pe = point_position_encoding(uv[:, 1], uv[:, 0], self.config.dim)
+        return self.point_token + self.point_proj(pe).unsqueeze(1)
+
+    # ---- per frame -------------------------------------------------------------------------
+    def normalize_image(self, rgb: torch.Tensor, depth: torch.Tensor | None) -> torch.Tensor:
+        """rgb (B, 3, H, W) float in [0, 1], depth (B, 1, H, W) metres -> network input."""
+        x = (rgb - self.mean) / self.std
+        if self.config.use_depth:
+            if depth is None:
+                raise ValueError('this model was trained with depth input; pass depth')
+            x = torch.cat([x, depth / 2.0], dim=1)
+        return x
+
+    def forward(self, image: torch.Tensor, prompt: torch.Tensor, prompt_mask: torch.Tensor,
+                object_weights: torch.Tensor | None = None) -> NetworkOutput:
+        """
+        Args:
+            image: (B, 3|4, H_in, W_in) normalised input from :meth:`normalize_image`.
+            prompt: (B, L, D) prompt tokens from :meth:`encode_text` or :meth:`encode_point`.
+            prompt_mask: (B, L) float, 1 = real token, 0 = padding.
+            object_weights: optional (B, 1, H_in, W_in) weights in [0, 1] to pool the object
+                token under (training feeds ground truth here); default: sigmoid(mask logits).
+        """
+        cfg = self.config
+        c2, c3, c4, c5 = self.backbone(image)
+        p3, p4, _ = self.fpn([c3, c4, c5])
+        b, d, h16, w16 = p4.shape
+        v = p4.flatten(2).transpose(1, 2)                          # (B, N, D)
+        pad_bias = (1.0 - prompt_mask) * -1e4                       # (B, L)
+        pad_bias = pad_bias[:, None, :].expand(b, h16 * w16, -1)
+        pad_bias = pad_bias.repeat_interleave(cfg.heads, dim=0)     # (B*heads, N, L)
+        t = prompt
+        for block in self.fusion:
+            v, t = block(v, self.pos16, t, pad_bias)
+        m = prompt_mask.unsqueeze(-1)
+        sentence = (t * m).sum(1) / m.sum(1).clamp(min=1.0)         # (B, D)
+
+        gamma, beta = self.film(sentence).chunk(2, dim=-1)
+        fused4 = v.transpose(1, 2).reshape(b, d, h16, w16)
+        x = p3 * (1 + gamma[..., None, None]) + beta[..., None, None]
+        x = x + F.interpolate(fused4, size=p3.shape[-2:], mode='bilinear', align_corners=False)
+        x = self.head_s8(x)
+        x = F.interpolate(x, size=c2.shape[-2:], mode='bilinear', align_corners=False)
+        x = self.head_s4(x + self.c2_lateral(c2))
+        x = F.interpolate(x, scale_factor=2.0, mode='bilinear', align_corners=False)
+        x = self.head_s2(x)
+        logits = F.interpolate(self.mask_out(x), size=(cfg.input_height, cfg.input_width),
+                               mode='bilinear', align_corners=False)
+
+        weights = torch.sigmoid(logits) if object_weights is None else object_weights
+        w3 = F.avg_pool2d(weights, 8)                               # (B, 1, h8, w8) = P3 grid
+        obj = (p3 * w3).sum((2, 3)) / w3.sum((2, 3)).clamp(min=1e-3)
+        obj = self.obj_norm(obj)
+        exists = self.exists_mlp(torch.cat([obj, sentence], dim=-1)).squeeze(-1)
+        return NetworkOutput(logits, exists, self.category_head(obj), self.color_head(obj),
+                             self.size_head(obj))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,125 @@
+"""Predictor API: ``set_query(text)`` once per command, ``predict(rgb, depth)`` per frame.
+
+The text (or a clicked point) is encoded once and cached; per frame only the image graph runs.
+The predictor is engine-agnostic: it talks to an :class:`unipixel_ros.engines.Engine`
+(torch, ONNX Runtime or TensorRT) through numpy arrays.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES
+
+
+@dataclass
+class Prediction:
+    """One frame's answer to the active query.
+
+    Attributes:
+        mask_prob: (H, W) float32 in [0, 1] at the input image resolution.
+        mask: (H, W) bool, ``mask_prob > mask_threshold`` (all False when not found).
+        score: target-exists probability in [0, 1].
+        found: ``score >= exists_threshold`` and the mask is not empty.
+        box: (x0, y0, x1, y1) int pixel box of ``mask`` (inclusive), or None.
+        attributes: {'category'|'color'|'size': (name, probability)} of the pooled object token.
+        timings: milliseconds per stage (preprocess, model, postprocess, total).
+    """
+
+    mask_prob: np.ndarray
+    mask: np.ndarray
+    score: float
+    found: bool
+    box: tuple | None
+    attributes: dict
+    timings: dict = field(default_factory=dict)
+
+    def description(self) -> str:
+        """A short noun phrase, e.g. 'a small red cup'."""
+        return (f"a {self.attributes['size'][0]} {self.attributes['color'][0]} "
+                f"{self.attributes['category'][0]}")
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+class ReferringPredictor:
+    """Encode-once / decode-cheap wrapper over an engine.
+
+    Args:
+        engine: an Engine (see ``unipixel_ros.engines``).
+        exists_threshold: minimum target-exists probability to report ``found``.
+        mask_threshold: probability above which a pixel belongs to the mask.
+    """
+
+    def __init__(self, engine, exists_threshold: float = 0.5, mask_threshold: float = 0.5) -> None:
+        self.engine = engine
+        self.exists_threshold = exists_threshold
+        self.mask_threshold = mask_threshold
+        self.query: str | None = None
+        self._prompt: tuple[np.ndarray, np.ndarray] | None = None
+        self.vocab = engine.metadata.get('vocab') or {
+            'categories': list(CATEGORIES), 'colors': list(COLORS), 'sizes': list(SIZES)}
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the network input."""
+        return self.engine.input_size
+
+    def set_query(self, text: str) -> None:
+        """Encode ``text`` once; subsequent :meth:`predict` calls reuse it."""
+        text = text.strip()
+        if not text:
+            raise ValueError('empty query')
+        self._prompt = self.engine.encode_text(text)
+        self.query = text
+
+    def set_point(self, u: float, v: float, width: int, height: int) -> None:
+        """Region prompt: the object at pixel (u, v) of a width x height image (describe)."""
+        if not (0 <= u < width and 0 <= v < height):
+            raise ValueError(f'pixel ({u}, {v}) is outside the {width}x{height} image')
+        self._prompt = self.engine.encode_point((u + 0.5) / width, (v + 0.5) / height)
+        self.query = f'<point {u:.0f},{v:.0f}>'
+
+    def clear(self) -> None:
+        self.query, self._prompt = None, None
+
+    def predict(self, rgb: np.ndarray, depth_m: np.ndarray | None = None) -> Prediction:
+        """Run the image graph on one frame.
+
+        Args:
+            rgb: (H, W, 3) uint8 RGB.
+            depth_m: (H, W) float32 metres aligned to ``rgb`` (only used by depth models).
+        """
+        if self._prompt is None:
+            raise RuntimeError('no query set: call set_query(text) first')
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f'rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}')
+        t0 = time.perf_counter()
+        outputs = self.engine.infer(rgb, depth_m, *self._prompt)
+        t1 = time.perf_counter()
+        h, w = rgb.shape[:2]
+        prob = self.engine.upsample_mask(outputs['mask_logits'], h, w)
+        score = float(1.0 / (1.0 + np.exp(-float(np.ravel(outputs['exists_logit'])[0]))))
+        mask = prob > self.mask_threshold
+        found = score >= self.exists_threshold and bool(mask.any())
+        if not found:
+            mask = np.zeros_like(mask)
+        box = None
+        if found:
+            ys, xs = np.nonzero(mask)
+            box = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
+        attributes = {}
+        for key, vocab_key in (('category', 'categories'), ('color', 'colors'), ('size', 'sizes')):
+            p = _softmax(np.asarray(outputs[f'{key}_logits'], np.float64).ravel())
+            k = int(p.argmax())
+            attributes[key] = (self.vocab[vocab_key][k], float(p[k]))
+        t2 = time.perf_counter()
+        timings = dict(self.engine.last_timings)
+        timings.update(model_ms=(t1 - t0) * 1e3, postprocess_ms=(t2 - t1) * 1e3,
+                       total_ms=(t2 - t0) * 1e3)
+        return Prediction(prob, mask, score, found, box, attributes, timings)
