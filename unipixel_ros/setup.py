@@ -27,6 +27,7 @@ setup(
     entry_points={
         'console_scripts': [
             'unipixel-ros = unipixel_ros.cli:main',
+            'unipixel_node = unipixel_ros.ros.unipixel_node:main',
         ],
     },
 )

@@ -1,4 +1,5 @@
-"""GraspExecutor on a hand-made scene: success, clear failure reasons, frames, reset."""
+"""GraspExecutor on a hand-made scene: success, clear failure reasons, frames, the on_step hook
+and cancellation through it, reset."""
 import os
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
@@ -8,8 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from unipixel_sim import panda  # noqa: E402
-from unipixel_sim.grasp_executor import (ExecutorConfig, GraspExecutor,  # noqa: E402
-                                         pose_from_camera)
+from unipixel_sim.grasp_executor import (ExecutorConfig, GraspCanceled,  # noqa: E402
+                                         GraspExecutor, pose_from_camera)
 
 OBJECTS = [
     panda.PrimitiveObject('box', [0.02, 0.03, 0.04], [0.50, 0.00, 0.04], yaw=0.3, mass=0.3),
@@ -54,6 +55,45 @@ def test_target_found_between_the_fingers_when_not_given(scene):
     out = executor.execute(np.array([0.50, 0.00, 0.05]), _top_down(0.3), 0.04, None)
     assert out.success, out.reason
     assert out.target_body == 'obj_0'
+
+
+def test_on_step_hears_every_phase_on_schedule(scene):
+    _, _, executor = scene
+    executor.reset()
+    calls = []
+    out = executor.execute(np.array([0.50, 0.00, 0.05]), _top_down(0.3), 0.04, 'obj_0',
+                           on_step=lambda data, phase, t: calls.append((phase, t, data.time)))
+    assert out.success, out.reason
+    phases = [p for k, (p, _, _) in enumerate(calls) if k == 0 or calls[k - 1][0] != p]
+    assert phases == ['plan', 'move', 'approach', 'close', 'lift', 'hold']
+    times = np.array([t for _, t, _ in calls])
+    assert times[0] == 0.0 and np.all(np.diff(times) >= 0)
+    assert np.diff(times).max() <= executor.config.frame_dt + 1e-9
+    assert times[-1] == pytest.approx(out.timings['sim_s'], abs=executor.config.frame_dt)
+    # sim_time counts from the start of the grasp, the state is the live one.
+    assert np.allclose(np.array([d for _, _, d in calls]) - times, calls[0][2])
+
+
+@pytest.mark.parametrize('stop_in', ['plan', 'close'])
+def test_on_step_cancels_the_grasp(scene, stop_in):
+    _, _, executor = scene
+    executor.reset()
+    seen = []
+
+    def on_step(data, phase, sim_time):
+        seen.append(phase)
+        if phase == stop_in:
+            raise GraspCanceled('stop requested')
+
+    out = executor.execute(np.array([0.50, 0.00, 0.05]), _top_down(0.3), 0.04, 'obj_0',
+                           on_step=on_step)
+    assert not out.success
+    assert out.reason == 'canceled: stop requested'
+    assert seen[-1] == stop_in and seen.count(stop_in) == 1
+    assert 'lift' not in out.timings
+    # The hook is per call: the next grasp runs without it.
+    executor.reset()
+    assert executor.execute(np.array([0.50, 0.00, 0.05]), _top_down(0.3), 0.04, 'obj_0').success
 
 
 def test_out_of_reach_is_a_clear_failure(scene):

@@ -13,12 +13,17 @@ pre-grasp pose ``pregrasp_distance`` back along the approach; approach in a stra
 grasp pose; close; lift ``lift_height`` straight up in the world; hold. Success: the target body
 rises at least ``success_height`` above its start and stays there, touched by both fingers, for
 the whole hold (``hold_s``).
+
+Progress hook: ``execute(..., on_step=fn)`` calls ``fn(data, phase, sim_time)`` at the start of
+every phase ('plan', 'move', 'approach', 'close', 'lift', 'hold') and every ``frame_dt`` of
+simulated time in between, with the state between two physics steps; it may pace, publish or
+draw, and stops the grasp by raising :class:`GraspCanceled`.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import mujoco
 import numpy as np
@@ -44,7 +49,7 @@ class ExecutorConfig:
         settle_s: longest extra wait after a segment for the arm to reach its target.
         approach_waypoints, lift_waypoints: IK waypoints along the straight segments.
         pos_tol, rot_tol: IK success tolerances (m, rad).
-        frame_dt: simulated seconds between recorded frames.
+        frame_dt: simulated seconds between recorded frames and between ``on_step`` calls.
         contact_gap_s: longest finger contact loss tolerated during the hold.
     """
 
@@ -75,7 +80,7 @@ class GraspOutcome:
         success: the target was lifted >= ``success_height`` and held for ``hold_s``.
         reason: 'ok', or '<code>: <explanation>' with code one of ``invalid_width``,
             ``width_too_large``, ``unknown_target``, ``unreachable``, ``missed``,
-            ``wrong_object``, ``dropped``, ``simulation_error``.
+            ``wrong_object``, ``dropped``, ``simulation_error``, ``canceled``.
         lifted_height_m: target height at the end minus its start height, metres.
         held_s: simulated seconds from the start of the hold that the target stayed lifted and
             touched by both fingers.
@@ -98,6 +103,17 @@ class GraspOutcome:
     target_body: Optional[str] = None
     timings: Dict[str, float] = field(default_factory=dict)
     frames: Optional[List[np.ndarray]] = None
+
+
+#: ``on_step(data, phase, sim_time)``: the live state, the phase name and the simulated seconds
+#: since the grasp started (after validation, before planning).
+StepHook = Callable[[mujoco.MjData, str, float], None]
+
+
+class GraspCanceled(Exception):
+    """Raised by an ``on_step`` hook to stop :meth:`GraspExecutor.execute` where it is; the
+    outcome then reads ``canceled: <message>`` and the arm stays where it stopped (the next
+    :meth:`GraspExecutor.reset` restores the scene)."""
 
 
 def _smoothstep(s: np.ndarray) -> np.ndarray:
@@ -166,6 +182,9 @@ class GraspExecutor:
                       / model.actuator_gainprm[act, 0])
         self._frames: Optional[List[np.ndarray]] = None
         self._next_frame_t = 0.0
+        self._on_step: Optional[StepHook] = None
+        self._phase = ''
+        self._sim_t0 = self._next_hook_t = 0.0
         self.reset()
 
     def reset(self, settle_s: float = 0.1) -> None:
@@ -181,14 +200,15 @@ class GraspExecutor:
     def execute_in_camera_frame(self, position_cam: Sequence[float],
                                 quaternion_xyzw_cam: Sequence[float], width: float,
                                 T_world_camera: np.ndarray, target_body: Optional[str] = None,
-                                record: bool = False) -> GraspOutcome:
+                                record: bool = False,
+                                on_step: Optional[StepHook] = None) -> GraspOutcome:
         """:meth:`execute` for a grasp in the camera optical frame (:func:`pose_from_camera`)."""
         position, rotation = pose_from_camera(position_cam, quaternion_xyzw_cam, T_world_camera)
-        return self.execute(position, rotation, width, target_body, record)
+        return self.execute(position, rotation, width, target_body, record, on_step)
 
     def execute(self, grasp_position_world: Sequence[float], grasp_rotation_world: np.ndarray,
                 width_m: float, target_body: Optional[str] = None,
-                record: bool = False) -> GraspOutcome:
+                record: bool = False, on_step: Optional[StepHook] = None) -> GraspOutcome:
         """Run one grasp from the current state.
 
         Args:
@@ -200,8 +220,12 @@ class GraspExecutor:
             target_body: body that must be lifted; None judges the body found between the
                 fingers after closing.
             record: collect frames with the renderer given at construction.
+            on_step: ``on_step(data, phase, sim_time)`` at the start of each phase and every
+                ``frame_dt`` simulated seconds (see the module docstring); ``sim_time`` counts
+                simulated seconds from the start of 'plan'. Raising :class:`GraspCanceled` in
+                it ends the grasp with reason ``canceled``; other exceptions propagate.
         Returns:
-            The outcome; failures are reported in it, never raised.
+            The outcome; failures (and cancellation) are reported in it, never raised.
         """
         t_start = time.perf_counter()
         cfg = self.config
@@ -218,28 +242,29 @@ class GraspExecutor:
                 return GraspOutcome(False, f'unknown_target: no body named {target_body!r}')
 
         opening = min(width_m + cfg.open_margin, MAX_OPENING)
-        position = np.asarray(grasp_position_world, dtype=np.float64)
-        rotation = _orthonormal(grasp_rotation_world)
-        position, shift = self._clear_table(position, rotation, opening)
-
-        plan = self._plan(position, rotation)
-        timings['plan'] = time.perf_counter() - t_start
-        q_pre, approach, lift, ik_pos, ik_rot, failure = plan
-        outcome = GraspOutcome(False, '', ik_error=ik_pos, ik_rotation_error=ik_rot,
-                               grasp_shift_m=shift, target_body=target_body, timings=timings)
-        if failure:
-            outcome.reason = failure
-            outcome.timings['total'] = time.perf_counter() - t_start
-            return outcome
-
-        self._frames = [] if record and self.renderer is not None else None
-        self._next_frame_t = self.data.time
-        sim_t0 = self.data.time
+        outcome = GraspOutcome(False, '', target_body=target_body, timings=timings)
+        self._on_step, self._sim_t0 = on_step, self.data.time
         try:
-            self._run(outcome, target_id, opening, q_pre, approach, lift)
+            self._enter('plan')
+            position = np.asarray(grasp_position_world, dtype=np.float64)
+            rotation = _orthonormal(grasp_rotation_world)
+            position, outcome.grasp_shift_m = self._clear_table(position, rotation, opening)
+            q_pre, approach, lift, outcome.ik_error, outcome.ik_rotation_error, failure = \
+                self._plan(position, rotation)
+            timings['plan'] = time.perf_counter() - t_start
+            if failure:
+                outcome.reason = failure
+            else:
+                self._frames = [] if record and self.renderer is not None else None
+                self._next_frame_t = self.data.time
+                self._run(outcome, target_id, opening, q_pre, approach, lift)
+        except GraspCanceled as exc:
+            outcome.success, outcome.reason = False, f'canceled: {exc}'
         except mujoco.FatalError as exc:
             outcome.success, outcome.reason = False, f'simulation_error: {exc}'
-        timings['sim_s'] = self.data.time - sim_t0
+        finally:
+            self._on_step = None
+        timings['sim_s'] = self.data.time - self._sim_t0
         timings['total'] = time.perf_counter() - t_start
         outcome.frames, self._frames = self._frames, None
         return outcome
@@ -251,6 +276,7 @@ class GraspExecutor:
         z_start = self.data.xpos[:, 2].copy()
 
         def phase(name, fn, *args):
+            self._enter(name)
             t = time.perf_counter()
             result = fn(*args)
             timings[name] = time.perf_counter() - t
@@ -357,12 +383,27 @@ class GraspExecutor:
     # ---------------------------------------------------------------- simulation
 
     def _step(self, n: int) -> None:
+        """``n`` physics steps, recording frames and calling the ``on_step`` hook on schedule."""
         for _ in range(n):
             mujoco.mj_step(self.model, self.data)
             if self._frames is not None and self.data.time >= self._next_frame_t:
                 self.renderer.update_scene(self.data, self.camera)
                 self._frames.append(self.renderer.render().copy())
                 self._next_frame_t += self.config.frame_dt
+            if self._on_step is not None and self.data.time >= self._next_hook_t:
+                self._notify()
+
+    def _enter(self, phase: str) -> None:
+        """Start ``phase``: the hook hears of it at once, then every ``frame_dt`` from here."""
+        self._phase = phase
+        if self._on_step is not None:
+            self._notify()
+
+    def _notify(self) -> None:
+        # Half a physics step of slack so float round-off never postpones a call by one step.
+        self._next_hook_t = (self.data.time + self.config.frame_dt
+                             - 0.5 * self.model.opt.timestep)
+        self._on_step(self.data, self._phase, self.data.time - self._sim_t0)
 
     def _follow(self, waypoints: Sequence[np.ndarray], duration: float) -> None:
         """Drive the arm servos along a piecewise-linear joint path through ``waypoints``

@@ -62,6 +62,7 @@ class ReferringPredictor:
         self.mask_threshold = mask_threshold
         self.query: str | None = None
         self._prompt: tuple[np.ndarray, np.ndarray] | None = None
+        self._prompt_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.vocab = engine.metadata.get('vocab') or {
             'categories': list(CATEGORIES), 'colors': list(COLORS), 'sizes': list(SIZES)}
 
@@ -71,11 +72,15 @@ class ReferringPredictor:
         return self.engine.input_size
 
     def set_query(self, text: str) -> None:
-        """Encode ``text`` once; subsequent :meth:`predict` calls reuse it."""
+        """Encode ``text`` once (cached per text); subsequent :meth:`predict` calls reuse it."""
         text = text.strip()
         if not text:
             raise ValueError('empty query')
-        self._prompt = self.engine.encode_text(text)
+        if text not in self._prompt_cache:
+            if len(self._prompt_cache) >= 16:
+                self._prompt_cache.pop(next(iter(self._prompt_cache)))
+            self._prompt_cache[text] = self.engine.encode_text(text)
+        self._prompt = self._prompt_cache[text]
         self.query = text
 
     def set_point(self, u: float, v: float, width: int, height: int) -> None:

@@ -236,7 +236,11 @@ class SimCamera(Node):
         }
         doc = scene_document(self._world, frame, self._frame_id,
                              {'sec': stamp.sec, 'nanosec': stamp.nanosec}, state_version)
-        self._scene_pub.publish(String(data=json.dumps(doc)))
+        try:
+            self._scene_pub.publish(String(data=json.dumps(doc)))
+        except Exception:
+            if self.context.ok():
+                raise  # not a shutdown race: a real error
         return cached
 
     def _depth_msg(self, cached: dict) -> Image:
