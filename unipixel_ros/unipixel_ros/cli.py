@@ -148,6 +148,27 @@ def cmd_bench_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_node(args: argparse.Namespace) -> int:
+    from unipixel_ros.model.checkpoint import CheckpointError
+    from unipixel_ros.ros.bench_node import bench_node
+
+    try:
+        ckpt = resolve_checkpoint(args.checkpoint)
+    except CheckpointError as exc:
+        print(f'unipixel-ros bench node: {exc}', file=sys.stderr)
+        return 1
+    result = bench_node(engine=args.engine, model_path=str(ckpt), seconds=args.seconds,
+                        rate_hz=args.rate, data=args.data, threads=args.threads)
+    print(json.dumps(result, indent=2, sort_keys=True))
+    out = Path(args.json)
+    _write_json(out, result)
+    _plot_stage_times(out.with_suffix('.png'), f"unipixel_node, {args.engine}, {args.rate:g} Hz input",
+                      {k: result[k] for k in ('latency_ms_median', 'latency_ms_p95',
+                                              'model_ms_median', 'overhead_ms_median')})
+    print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     print('unipixel-ros demo: the simulated end-to-end demo (MuJoCo world, sim camera, unipixel_node, '
           'Panda grasp executor) is not implemented yet; it arrives with the simulation, model and node '
@@ -196,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument('--threads', type=int, default=0,
                        help='CPU threads for torch and ONNX Runtime (0 = library defaults)')
     model.set_defaults(func=cmd_bench_model)
+
+    node = bench_sub.add_parser('node', help='unipixel_node under a 15 Hz RGB-D stream: latency, '
+                                             'overhead, drops, memory')
+    node.add_argument('--json', required=True, help='write the result here (and a PNG beside it)')
+    node.add_argument('--checkpoint', help=ckpt_help)
+    node.add_argument('--engine', default='onnxruntime', choices=('torch', 'onnxruntime', 'tensorrt'))
+    node.add_argument('--seconds', type=float, default=30.0)
+    node.add_argument('--rate', type=float, default=15.0, help='input frame rate, Hz')
+    node.add_argument('--threads', type=int, default=2, help='engine CPU threads')
+    node.add_argument('--data', help='dataset folder to take frames from (default: analytic scene)')
+    node.set_defaults(func=cmd_bench_node)
 
     export = sub.add_parser('export', help='export a checkpoint to ONNX (and TensorRT engines)')
     export.add_argument('--checkpoint', help=ckpt_help)

@@ -1,15 +1,17 @@
-"""Simulated tabletop: ``sim_camera`` (scene + RGB-D camera) and ``grasp_executor`` (Panda).
+"""Simulated tabletop: ``sim_camera`` (scene + RGB-D camera), ``grasp_executor`` (Panda) and
+``unipixel_node`` (perception, from unipixel_ros' unipixel.launch.py), optionally rviz2.
 
     ros2 launch unipixel_sim sim.launch.py seed:=3 rate_hz:=15.0 depth_encoding:=16UC1 \
-        use_rviz:=false
+        engine:=onnxruntime use_rviz:=true use_perception:=true
 
-The perception node (unipixel_node) is added by the unipixel_ros launch / sim integration, which
-includes this file; its default topic names already match the camera's.
+The camera's topic names are RealSense's, so unipixel_node runs with its defaults.
 """
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import (DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction,
+                            SetEnvironmentVariable)
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -40,6 +42,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('depth_encoding', default_value='16UC1',
                               description='16UC1 (millimetres) or 32FC1 (metres)'),
         DeclareLaunchArgument('use_rviz', default_value='false', description='start rviz2'),
+        DeclareLaunchArgument('use_perception', default_value='true',
+                              description='start unipixel_node'),
+        DeclareLaunchArgument('engine', default_value='onnxruntime',
+                              description='unipixel_node engine: torch | onnxruntime | tensorrt'),
         SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', profile),
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile),
         Node(
@@ -56,4 +62,10 @@ def generate_launch_description() -> LaunchDescription:
             output='screen',
             parameters=[PathJoinSubstitution([sim_config, 'grasp_executor.yaml'])]),
         OpaqueFunction(function=_rviz),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution(
+                [FindPackageShare('unipixel_ros'), 'launch', 'unipixel.launch.py'])),
+            launch_arguments={'engine': LaunchConfiguration('engine'),
+                              'use_rviz': 'false'}.items(),  # rviz2 is started above
+            condition=IfCondition(LaunchConfiguration('use_perception'))),
     ])

@@ -1,0 +1,56 @@
+"""unipixel_node for any RGB-D camera with aligned depth (camera-agnostic).
+
+    ros2 launch unipixel_ros unipixel.launch.py camera_prefix:=camera/camera engine:=onnxruntime
+    ros2 launch unipixel_ros unipixel.launch.py params_file:=/path/to/my_params.yaml use_rviz:=true
+
+``camera_prefix`` is prepended to color/image_raw, aligned_depth_to_color/image_raw and
+color/camera_info (RealSense naming; the simulator uses the same names). Every process started
+here reads the Fast DDS large-message profile shipped in config/.
+"""
+import os
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def _nodes(context, *args, **kwargs):
+    prefix = LaunchConfiguration('camera_prefix').perform(context).strip('/')
+    share = FindPackageShare('unipixel_ros').perform(context)
+    params = [LaunchConfiguration('params_file').perform(context) or
+              os.path.join(share, 'config', 'unipixel.yaml'),
+              {'engine': LaunchConfiguration('engine').perform(context),
+               'model_path': LaunchConfiguration('model_path').perform(context),
+               'color_topic': f'{prefix}/color/image_raw',
+               'depth_topic': f'{prefix}/aligned_depth_to_color/image_raw',
+               'camera_info_topic': f'{prefix}/color/camera_info'}]
+    nodes = [Node(package='unipixel_ros', executable='unipixel_node', name='unipixel_node',
+                  namespace=LaunchConfiguration('namespace'), output='screen',
+                  parameters=params)]
+    if LaunchConfiguration('use_rviz').perform(context).lower() in ('true', '1'):
+        nodes.append(Node(package='rviz2', executable='rviz2', name='rviz2', output='screen',
+                          arguments=['-d', os.path.join(share, 'config', 'unipixel.rviz')]))
+    return nodes
+
+
+def generate_launch_description() -> LaunchDescription:
+    profile = PathJoinSubstitution([FindPackageShare('unipixel_ros'), 'config',
+                                    'fastdds_large_messages.xml'])
+    return LaunchDescription([
+        DeclareLaunchArgument('camera_prefix', default_value='camera/camera',
+                              description='topic prefix of the RGB-D camera'),
+        DeclareLaunchArgument('engine', default_value='onnxruntime',
+                              description='torch | onnxruntime | tensorrt'),
+        DeclareLaunchArgument('model_path', default_value='',
+                              description='checkpoint or ONNX export dir ("" = shipped model)'),
+        DeclareLaunchArgument('params_file', default_value='',
+                              description='parameters YAML ("" = config/unipixel.yaml)'),
+        DeclareLaunchArgument('namespace', default_value='', description='node namespace'),
+        DeclareLaunchArgument('use_rviz', default_value='false', description='start rviz2'),
+        # Fast DDS 2.x (Humble, Jazzy) and 3.x (Kilted+) read different variable names.
+        SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', profile),
+        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile),
+        OpaqueFunction(function=_nodes),
+    ])

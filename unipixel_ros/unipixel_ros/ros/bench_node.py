@@ -1,0 +1,142 @@
+"""``unipixel-ros bench node``: unipixel_node under a 15 Hz RGB-D stream, measured from outside.
+
+A real unipixel_node process (ONNX Runtime on CPU by default) is fed recorded simulator frames
+(or analytic frames when no dataset is given) at ``rate_hz`` for ``seconds`` with one active
+query. This process measures, per published result, the latency from the image stamp to the
+result's arrival; the node's own status gives the model time, the dropped-frame count (latest-frame
+policy) and, with psutil, its resident memory.
+
+    overhead_ms = latency_ms - model_ms     (medians; what the node adds around the model:
+                                              conversion, sync, geometry, publishing, DDS)
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _frames(data: str | None, width: int = 640, height: int = 480):
+    """-> list of (rgb uint8, depth uint16 mm, intrinsics, query) to cycle through."""
+    if data:
+        from unipixel_ros.dataset.reader import load_scene
+        from unipixel_ros.model.data import scene_dirs
+        out = []
+        for d in scene_dirs(data, None)[:10]:
+            rec = load_scene(d)
+            positive = [e for e in rec.expressions if e.get('target') is not None]
+            if positive:
+                depth_mm = np.round(np.nan_to_num(rec.depth_m) * 1000).astype(np.uint16)
+                out.append((rec.rgb, depth_mm, rec.intrinsics, positive[0]['text']))
+        if out:
+            return out
+    from unipixel_ros.perception.synthetic import SceneObject, render_scene
+    scene = render_scene([SceneObject.box((-0.05, 0.0), 0.05, 0.04, 0.08, yaw_deg=20),
+                          SceneObject.cylinder((0.08, 0.03), 0.05, 0.1)], noise_sigma=0.002)
+    return [(scene.rgb, scene.depth_mm, scene.intrinsics, 'the red box')]
+
+
+def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float = 30.0,
+               rate_hz: float = 15.0, data: str | None = None, threads: int = 2) -> dict:
+    import psutil
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import Header, String
+    from unipixel_msgs.msg import PipelineStatus, ReferringResult
+
+    from unipixel_ros.paths import config_file
+    from unipixel_ros.ros.conversions import intrinsics_to_camera_info, numpy_to_image
+
+    env = dict(os.environ)
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    profile = str(config_file('fastdds_large_messages.xml'))
+    env.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', profile)
+    env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', profile)
+    os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE',
+                                          'FASTRTPS_DEFAULT_PROFILES_FILE',
+                                          'FASTDDS_DEFAULT_PROFILES_FILE')})
+    cmd = [sys.executable, '-m', 'unipixel_ros.ros.unipixel_node', '--ros-args',
+           '-p', f'engine:={engine}', '-p', f'threads:={threads}', '-p', 'status_rate_hz:=2.0']
+    if model_path:
+        cmd += ['-p', f'model_path:={model_path}']
+    node_proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+    frames = _frames(data)
+    rclpy.init()
+    node = rclpy.create_node('unipixel_bench')
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pub_c = node.create_publisher(Image, 'camera/camera/color/image_raw', qos_profile_sensor_data)
+    pub_d = node.create_publisher(Image, 'camera/camera/aligned_depth_to_color/image_raw',
+                                  qos_profile_sensor_data)
+    pub_i = node.create_publisher(CameraInfo, 'camera/camera/color/camera_info',
+                                  qos_profile_sensor_data)
+    pub_s = node.create_publisher(String, 'speech/text', reliable)
+    latencies, statuses, sent = [], [], 0
+
+    def on_result(msg: ReferringResult) -> None:
+        now = node.get_clock().now().nanoseconds * 1e-9
+        latencies.append(1e3 * (now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)))
+
+    node.create_subscription(ReferringResult, 'unipixel/result', on_result, reliable)
+    node.create_subscription(PipelineStatus, 'unipixel/status', statuses.append,
+                             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    try:
+        deadline = time.monotonic() + 120.0
+        while not any(s.message.startswith('active') for s in statuses):
+            if node_proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError('unipixel_node did not become active:\n'
+                                   + (node_proc.stdout.read() if node_proc.poll() is not None else ''))
+            rclpy.spin_once(node, timeout_sec=0.1)
+        pub_s.publish(String(data=frames[0][3]))
+        period = 1.0 / rate_hz
+        start = time.monotonic()
+        next_t = start
+        rss = []
+        proc = psutil.Process(node_proc.pid)
+        while time.monotonic() - start < seconds:
+            rgb, depth, intr, _ = frames[(sent // 30) % len(frames)]
+            header = Header(frame_id='camera_color_optical_frame',
+                            stamp=node.get_clock().now().to_msg())
+            pub_c.publish(numpy_to_image(rgb, 'rgb8', header))
+            pub_d.publish(numpy_to_image(depth, '16UC1', header))
+            pub_i.publish(intrinsics_to_camera_info(intr, header))
+            sent += 1
+            if sent % 15 == 0:
+                rss.append(proc.memory_info().rss / 2**20)
+            next_t += period
+            while time.monotonic() < next_t:
+                rclpy.spin_once(node, timeout_sec=max(0.0, next_t - time.monotonic()))
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        node_proc.terminate()
+        try:
+            node_proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            node_proc.kill()
+    last = statuses[-1] if statuses else None
+    lat = np.asarray(latencies[5:] or latencies or [np.nan])
+    model_ms = float(last.model_ms_median) if last else float('nan')
+    return {
+        'engine': engine, 'rate_hz': rate_hz, 'seconds': seconds, 'frames_sent': sent,
+        'frames_in': int(last.frames_in) if last else 0,
+        'frames_processed': int(last.frames_processed) if last else 0,
+        'frames_dropped': int(last.frames_dropped) if last else 0,
+        'results_received': len(latencies),
+        'latency_ms_median': round(float(np.median(lat)), 2),
+        'latency_ms_p95': round(float(np.percentile(lat, 95)), 2),
+        'model_ms_median': round(model_ms, 2),
+        'overhead_ms_median': round(float(np.median(lat)) - model_ms, 2),
+        'output_rate_hz': round(float(last.output_rate_hz), 2) if last else 0.0,
+        'rss_mb': round(float(np.max(rss)), 1) if rss else None,
+        'frames_source': data or 'analytic scene',
+        'query': frames[0][3],
+    }
