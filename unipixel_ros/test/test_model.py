@@ -106,3 +106,12 @@ def test_missing_and_corrupt_checkpoints_name_the_file(tmp_path, net):
     torch.save({'x': 1}, pickled)                        # a pickle is refused, never executed
     with pytest.raises(CheckpointError, match='pickle.safetensors'):
         load_checkpoint(pickled)
+
+
+def test_paraphrase_leaves_the_grammar_but_keeps_the_referent():
+    from unipixel_ros.model.paraphrase import paraphrase
+    assert paraphrase('pick up the red cup') == 'lift the scarlet mug'
+    assert paraphrase('the small blue box next to the yellow bottle') == \
+        'the little navy carton next to the golden flask'
+    assert paraphrase('the cup on the left') == 'the mug on the left'
+    assert paraphrase('the leftmost ball') == 'the leftmost sphere'   # words keep their boundaries

@@ -91,7 +91,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     predictor = ReferringPredictor(engine, exists_threshold=args.threshold)
     result = evaluate(predictor, args.data, limit_scenes=args.limit_scenes,
                       progress=not args.no_progress)
-    result.update(checkpoint=str(args.checkpoint), engine=args.engine, data=str(args.data))
+    if args.paraphrase:
+        from unipixel_ros.model.paraphrase import paraphrase
+        reworded = evaluate(predictor, args.data, limit_scenes=args.limit_scenes,
+                            progress=not args.no_progress, rewrite=paraphrase)
+        result['paraphrase'] = {k: reworded[k] for k in ('ciou', 'miou', 'prec_50',
+                                                         'target_acc', 'no_target_acc')}
+    result.update(checkpoint=str(args.checkpoint or DEFAULT_CHECKPOINT), engine=args.engine,
+                  data=str(args.data))
     print(json.dumps({k: v for k, v in result.items() if k != 'by_type'}, indent=2))
     if args.json:
         out = Path(args.json)
@@ -203,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('--device', default='cpu')
     ev.add_argument('--threshold', type=float, default=0.5, help='target-exists threshold')
     ev.add_argument('--limit-scenes', type=int, default=0, help='first N scenes only (0 = all)')
+    ev.add_argument('--paraphrase', action='store_true',
+                    help='also evaluate every query reworded with out-of-grammar synonyms')
     ev.add_argument('--no-progress', action='store_true')
     ev.set_defaults(func=cmd_eval)
 

@@ -15,6 +15,31 @@ class LossWeights:
     mask_dice: float = 1.0
     exists: float = 0.5
     attributes: float = 0.3
+    selection: float = 1.0
+
+
+def selection_loss(corr: torch.Tensor, instances: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Which object does the phrase mean: cross-entropy over the scene's objects.
+
+    Dense mask losses alone first teach "segment every object"; grounding then emerges slowly.
+    This auxiliary loss scores every ground-truth object by the mean of the language-pixel
+    correlation map over its mask and asks the target to win, which trains exactly the map the
+    mask head adds to its logits.
+
+    Args:
+        corr: (B, 1, h, w) correlation logits.
+        instances: (B, K, h, w) soft masks of the K object slots at the same resolution
+            (all zero for an absent slot).
+        target: (B,) long slot index of the referred object; samples with -1 are ignored.
+    """
+    area = instances.sum((2, 3))                                   # (B, K)
+    present = area > 0.5
+    scores = (corr * instances).sum((2, 3)) / area.clamp(min=1e-6)  # (B, K)
+    scores = scores.masked_fill(~present, -1e4)
+    valid = (target >= 0) & present.gather(1, target.clamp(min=0)[:, None]).squeeze(1)
+    if not valid.any():
+        return corr.sum() * 0
+    return F.cross_entropy(scores[valid], target[valid])
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -27,7 +52,8 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
 
 def referring_loss(out: NetworkOutput, mask: torch.Tensor, exists: torch.Tensor,
                    category: torch.Tensor, color: torch.Tensor, size: torch.Tensor,
-                   weights: LossWeights = LossWeights()) -> tuple[torch.Tensor, dict]:
+                   weights: LossWeights = LossWeights(), instances: torch.Tensor | None = None,
+                   target: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """Total loss and its parts.
 
     Args:
@@ -35,6 +61,8 @@ def referring_loss(out: NetworkOutput, mask: torch.Tensor, exists: torch.Tensor,
         mask: (B, 1, H, W) float {0, 1} target mask at the network's input resolution.
         exists: (B,) float {0, 1}; masks and attributes only supervise samples with a target.
         category, color, size: (B,) long class indices, -1 where unknown/absent.
+        instances, target: optional object-slot masks (B, K, h, w) at the correlation map's
+            resolution and the target slot (B,), for :func:`selection_loss`.
     """
     pos = exists > 0.5
     parts = {'exists': F.binary_cross_entropy_with_logits(out.exists_logit, exists)}
@@ -52,5 +80,7 @@ def referring_loss(out: NetworkOutput, mask: torch.Tensor, exists: torch.Tensor,
     else:
         zero = out.mask_logits.sum() * 0
         parts.update(mask_bce=zero, mask_dice=zero, attributes=zero)
+    if instances is not None and target is not None and out.corr is not None:
+        parts['selection'] = selection_loss(out.corr, instances, target)
     total = sum(getattr(weights, k) * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}

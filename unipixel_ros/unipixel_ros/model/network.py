@@ -14,8 +14,9 @@ Data flow (shapes for the default 320x240 input, D = ``dim``)::
     prompt tokens (B, L, D) (projected text features, or a point prompt) + mask (B, L)
     P4 tokens (B, 300, D) <-> prompt tokens: ``fusion_blocks`` x bidirectional cross-attention
     sentence vector (B, D) -> FiLM on P3; fused P4 upsampled into P3
-    mask head: 3x3 conv @ s8 -> up -> (+C2) 3x3 conv @ s4 -> up -> 3x3 conv @ s2 -> 1x1
-               -> bilinear x2 -> mask logits (B, 1, 240, 320)
+    mask head: 3x3 conv @ s8 -> up -> (+C2) 3x3 conv @ s4 -> sentence-gated, correlated with a
+               sentence-predicted kernel (corr) -> up -> 3x3 conv @ s2 -> 1x1 -> bilinear x2,
+               + corr upsampled -> mask logits (B, 1, 240, 320)
     object token = P3 pooled under sigmoid(mask) -> exists logit (with sentence vector),
                    attribute logits
 
@@ -188,6 +189,7 @@ class NetworkOutput:
     category_logits: torch.Tensor   # (B, num_categories)
     color_logits: torch.Tensor      # (B, num_colors)
     size_logits: torch.Tensor       # (B, num_sizes)
+    corr: torch.Tensor | None = None  # (B, 1, H_in/4, W_in/4) language-pixel correlation map
 
 
 class UniPixelNet(nn.Module):
@@ -209,7 +211,13 @@ class UniPixelNet(nn.Module):
         self.c2_lateral = conv_bn(cfg.widths[1], 64, k=1)
         self.head_s8 = conv_bn(d, 64)
         self.head_s4 = conv_bn(64, 32)
-        self.head_s2 = conv_bn(32, 16)
+        # Language reaches the fine decoder directly: a per-pixel correlation between the s4
+        # features and a kernel predicted from the fused sentence vector (CRIS-style), fed to the
+        # last stage and added to the logits. Without it the decoder learns "all objects" first
+        # and grounding emerges very slowly (seen in training: val cIoU ~14 after 1000 steps).
+        self.query_gate = nn.Linear(d, 32)
+        self.query_kernel = nn.Linear(d, 32)
+        self.head_s2 = conv_bn(33, 16)
         self.mask_out = nn.Conv2d(16, 1, 1)
         self.exists_mlp = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(inplace=True), nn.Linear(d, 1))
         self.obj_norm = nn.LayerNorm(d)
@@ -276,10 +284,14 @@ class UniPixelNet(nn.Module):
         x = self.head_s8(x)
         x = F.interpolate(x, size=c2.shape[-2:], mode='bilinear', align_corners=False)
         x = self.head_s4(x + self.c2_lateral(c2))
-        x = F.interpolate(x, scale_factor=2.0, mode='bilinear', align_corners=False)
+        x = x * torch.sigmoid(self.query_gate(sentence))[..., None, None]
+        corr = (x * self.query_kernel(sentence)[..., None, None]).sum(1, keepdim=True) / math.sqrt(32)
+        x = F.interpolate(torch.cat([x, corr], dim=1), scale_factor=2.0, mode='bilinear',
+                          align_corners=False)
         x = self.head_s2(x)
-        logits = F.interpolate(self.mask_out(x), size=(cfg.input_height, cfg.input_width),
-                               mode='bilinear', align_corners=False)
+        size = (cfg.input_height, cfg.input_width)
+        logits = (F.interpolate(self.mask_out(x), size=size, mode='bilinear', align_corners=False)
+                  + F.interpolate(corr, size=size, mode='bilinear', align_corners=False))
 
         weights = torch.sigmoid(logits) if object_weights is None else object_weights
         w3 = F.avg_pool2d(weights, 8)                               # (B, 1, h8, w8) = P3 grid
@@ -287,7 +299,7 @@ class UniPixelNet(nn.Module):
         obj = self.obj_norm(obj)
         exists = self.exists_mlp(torch.cat([obj, sentence], dim=-1)).squeeze(-1)
         return NetworkOutput(logits, exists, self.category_head(obj), self.color_head(obj),
-                             self.size_head(obj))
+                             self.size_head(obj), corr)
 
 
 def count_parameters(module: nn.Module) -> int:

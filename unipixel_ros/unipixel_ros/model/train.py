@@ -117,11 +117,15 @@ class BatchSampler:
         exists = (targets >= 0).float()
         full_mask = (inst == (targets + 1).to(torch.uint8)[:, None, None]) & (targets >= 0)[:, None, None]
         mask = mask_to_input(full_mask[:, None], cfg.input_height, cfg.input_width)
+        k = c.object_attrs.shape[1]
+        slots = (inst[:, None] == torch.arange(1, k + 1, dtype=torch.uint8)[None, :, None, None])
+        instances = mask_to_input(slots.float(), cfg.input_height // 4, cfg.input_width // 4)
         rgb = self._photometric(c.rgb[scenes].float() / 255.0)
         depth = c.depth_mm[scenes].float() / 1000.0
         return dict(rgb=rgb, depth=depth, text_features=text_feat, text_mask=text_mask,
                     is_point=is_point, uv=uv, mask=mask, exists=exists, category=attrs[:, 0],
-                    color=attrs[:, 1], size=attrs[:, 2], type=c.expr_type[idx])
+                    color=attrs[:, 1], size=attrs[:, 2], type=c.expr_type[idx],
+                    instances=instances, target=targets)
 
 
 def build_prompts(net: UniPixelNet, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,8 +189,10 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     steps = [int(r['step']) for r in rows]
-    for key in ('loss', 'mask_bce', 'mask_dice', 'exists', 'attributes'):
-        axes[0].plot(steps, [float(r[key]) for r in rows], label=key)
+    for key in ('loss', 'mask_bce', 'mask_dice', 'exists', 'attributes', 'selection'):
+        values = [(s, float(r[key])) for s, r in zip(steps, rows) if r.get(key)]
+        if values:
+            axes[0].plot(*zip(*values), label=key)
     axes[0].set_yscale('log')
     axes[0].set_xlabel('step')
     axes[0].set_title('training losses (mean over the logging window)')
@@ -243,7 +249,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     csv_path = out / 'metrics.csv'
-    fields = ['step', 'lr', 'loss', 'mask_bce', 'mask_dice', 'exists', 'attributes', 'sec_per_step',
+    fields = ['step', 'lr', 'loss', 'mask_bce', 'mask_dice', 'exists', 'attributes', 'selection',
+              'sec_per_step',
               'val_ciou', 'val_miou', 'val_exists_acc']
     if not csv_path.is_file():
         with csv_path.open('w', newline='') as f:
@@ -274,7 +281,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         prompt, prompt_mask = build_prompts(net, batch)
         output = net(image, prompt, prompt_mask)
         loss, parts = referring_loss(output, batch['mask'], batch['exists'], batch['category'],
-                                     batch['color'], batch['size'], weights)
+                                     batch['color'], batch['size'], weights,
+                                     instances=batch['instances'], target=batch['target'])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
