@@ -37,3 +37,10 @@ def test_parse(text, action, expression):
 def test_unusable_input_is_a_clear_error(text, match):
     with pytest.raises(CommandError, match=match):
         parse_command(text)
+
+
+def test_config_files_resolve_without_a_ros_environment(monkeypatch):
+    from unipixel_ros.paths import config_file
+    monkeypatch.delenv('AMENT_PREFIX_PATH', raising=False)
+    assert config_file('unipixel.yaml').is_file()
+    assert config_file('fastdds_large_messages.xml').is_file()

@@ -18,7 +18,7 @@ def package_share(package: str = PACKAGE) -> Path:
             share = Path(get_package_share_directory(package))
             if (share / 'config').is_dir():
                 return share
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH is not set
             pass
     except ImportError:
         pass
