@@ -20,6 +20,7 @@ TINY = {'input_width': 96, 'input_height': 72, 'dim': 32, 'widths': [8, 8, 16, 1
 def test_train_resume_checkpoint_and_eval(generated_dataset, tmp_path):
     root, _ = generated_dataset
     cfg = TrainConfig(data=[str(root)], out_dir=str(tmp_path / 'run'), model=TINY, steps=4,
+                      expression_types=['attribute', 'relation'],
                       batch_size=4, eval_every=2, eval_samples=8, threads=2)
     first = train(TrainConfig(**{**cfg.__dict__, 'steps': 2}), progress=False)
     assert first['steps_done'] == 2

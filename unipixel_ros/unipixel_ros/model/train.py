@@ -42,6 +42,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     point_prompt_prob: float = 0.15                  # share of region (click) prompts
     absent_min_share: float = 0.15                   # oversample absent queries up to this
+    expression_types: list = field(default_factory=list)  # train only on these ([] = all)
     eval_every: int = 500
     eval_samples: int = 400
     seed: int = 0
@@ -240,6 +241,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         g.set_state(state['generator'])
         torch.set_rng_state(state['torch_rng'])
     sampler = BatchSampler(train_cache, model_cfg, cfg.point_prompt_prob, cfg.absent_min_share, g)
+    if cfg.expression_types:
+        from unipixel_ros.dataset.vocab import EXPRESSION_TYPES
+        keep = torch.tensor([EXPRESSION_TYPES.index(t) for t in cfg.expression_types])
+        sampler.weights = sampler.weights * torch.isin(train_cache.expr_type, keep)
     weights = LossWeights(**cfg.loss)
 
     def lr_at(s: int) -> float:
