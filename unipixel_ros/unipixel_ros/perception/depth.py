@@ -91,6 +91,34 @@ def valid_depth(z: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray
         return np.isfinite(z) & (z > 0.0) & (z >= min_depth) & (z <= max_depth)
 
 
+
+def check_frame(mask, depth: np.ndarray, intrinsics: CameraIntrinsics, rgb=None):
+    """Validate a (mask, depth, rgb) frame against each other and the intrinsics.
+
+    Args:
+        mask: (H, W) bool or integer mask.
+        depth: (H, W) depth image (any dtype).
+        rgb: optional (H, W, 3) image.
+    Returns:
+        (mask, rgb) as numpy arrays (mask dtype unchanged).
+    Raises:
+        GeometryError naming the mismatching shapes or the bad mask dtype.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or depth.ndim != 2 or mask.shape != depth.shape:
+        raise GeometryError(f'mask shape {mask.shape} does not match depth shape {depth.shape}')
+    if mask.dtype.kind not in 'bui':
+        raise GeometryError(
+            f'mask must be bool or integer, got {mask.dtype} (threshold probabilities first)')
+    intrinsics.check_image_shape(depth.shape)
+    if rgb is not None:
+        rgb = np.asarray(rgb)
+        if rgb.shape != depth.shape + (3,):
+            raise GeometryError(
+                f'rgb shape {rgb.shape} does not match depth shape {depth.shape} '
+                f'(expected {depth.shape + (3,)})')
+    return mask, rgb
+
 def backproject(mask: np.ndarray, depth_m: np.ndarray, intrinsics: CameraIntrinsics,
                 rgb: Optional[np.ndarray] = None, min_depth: float = 0.1,
                 max_depth: float = 10.0) -> BackProjection:
@@ -109,21 +137,8 @@ def backproject(mask: np.ndarray, depth_m: np.ndarray, intrinsics: CameraIntrins
         GeometryError: shape mismatches (mask/depth, rgb, intrinsics), empty mask, or no valid
             depth under the mask.
     """
-    mask = np.asarray(mask)
     depth_m = np.asarray(depth_m)
-    if mask.ndim != 2 or depth_m.ndim != 2 or mask.shape != depth_m.shape:
-        raise GeometryError(
-            f'mask shape {mask.shape} does not match depth shape {depth_m.shape}')
-    if mask.dtype.kind not in 'bui':
-        raise GeometryError(
-            f'mask must be bool or integer, got {mask.dtype} (threshold probabilities first)')
-    intrinsics.check_image_shape(depth_m.shape)
-    if rgb is not None:
-        rgb = np.asarray(rgb)
-        if rgb.shape != depth_m.shape + (3,):
-            raise GeometryError(
-                f'rgb shape {rgb.shape} does not match depth shape {depth_m.shape} '
-                f'(expected {depth_m.shape + (3,)})')
+    mask, rgb = check_frame(mask, depth_m, intrinsics, rgb)
     if not (0.0 <= min_depth < max_depth):
         raise GeometryError(f'need 0 <= min_depth < max_depth, got [{min_depth}, {max_depth}]')
 

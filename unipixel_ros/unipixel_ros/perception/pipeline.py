@@ -10,7 +10,8 @@ import numpy as np
 
 from .box import ObjectBox, estimate_object_box
 from .cloud import filter_object_cloud
-from .depth import backproject, check_depth_encoding, depth_to_metres, smooth_depth, valid_depth
+from .depth import (backproject, check_depth_encoding, check_frame, depth_to_metres, smooth_depth,
+                    valid_depth)
 from .errors import GeometryError
 from .grasp import GraspCandidate, GripperConfig, synthesize_grasps
 from .intrinsics import CameraIntrinsics
@@ -237,19 +238,7 @@ def estimate_object_geometry(mask: np.ndarray, depth: np.ndarray, depth_encoding
     if depth.ndim == 3 and depth.shape[2] == 1:
         depth = depth[:, :, 0]
     check_depth_encoding(depth, depth_encoding)
-    mask = np.asarray(mask)
-    if mask.ndim != 2 or mask.shape != depth.shape[:2] or depth.ndim != 2:
-        raise GeometryError(f'mask shape {mask.shape} does not match depth shape {depth.shape}')
-    if mask.dtype.kind not in 'bui':
-        raise GeometryError(
-            f'mask must be bool or integer, got {mask.dtype} (threshold probabilities first)')
-    intrinsics.check_image_shape(depth.shape)
-    if rgb is not None:
-        rgb = np.asarray(rgb)
-        if rgb.shape != depth.shape + (3,):
-            raise GeometryError(
-                f'rgb shape {rgb.shape} does not match depth shape {depth.shape} '
-                f'(expected {depth.shape + (3,)})')
+    mask, rgb = check_frame(mask, depth, intrinsics, rgb)
     mask = mask if mask.dtype == bool else mask != 0
 
     # Everything below runs on the mask's bounding box plus the support ring.
