@@ -29,7 +29,8 @@ test: venv
 demo: venv
 	$(VENV)/bin/unipixel-ros demo
 
-bench: bench-geometry
+bench: venv
+	$(VENV)/bin/unipixel-ros bench all --out bench_out
 
 bench-geometry: venv
 	$(VENV)/bin/unipixel-ros bench geometry --json bench_out/geometry.json

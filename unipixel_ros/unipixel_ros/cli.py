@@ -176,11 +176,81 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    print('unipixel-ros demo: the simulated end-to-end demo (MuJoCo world, sim camera, unipixel_node, '
-          'Panda grasp executor) is not implemented yet; it arrives with the simulation, model and node '
-          'work. What works today: `make test` and `unipixel-ros bench geometry --json out.json`.')
+def cmd_bench_all(args: argparse.Namespace) -> int:
+    """geometry + model + node benchmarks -> one JSON and one PNG (``make bench``)."""
+    import subprocess
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    exe = [sys.executable, '-m', 'unipixel_ros.cli', 'bench']
+    ckpt = ['--checkpoint', args.checkpoint] if args.checkpoint else []
+    frames = out / 'sim_frames'
+    if not (frames / 'dataset.json').is_file():
+        # realistic frames for the node benchmark: 10 simulator scenes (seconds to render)
+        gen = [sys.executable, '-m', 'unipixel_sim.cli', 'generate', '--out', str(frames),
+               '--scenes', '10', '--seed', '900000', '--workers', '1', '--no-progress']
+        if subprocess.call(gen) != 0:
+            print('unipixel-ros bench all: could not render simulator frames', file=sys.stderr)
+            return 1
+    runs = {'geometry': exe + ['geometry', '--json', str(out / 'geometry.json')],
+            'model': exe + ['model', '--json', str(out / 'model.json'), '--threads', '2'] + ckpt,
+            'node': exe + ['node', '--json', str(out / 'node.json'), '--data', str(frames),
+                           '--seconds', str(args.node_seconds)] + ckpt}
+    combined = {}
+    for name, cmd in runs.items():
+        print(f'== bench {name}', file=sys.stderr, flush=True)
+        if subprocess.call(cmd) != 0:
+            print(f'unipixel-ros bench all: the {name} benchmark failed', file=sys.stderr)
+            return 1
+        combined[name] = json.loads((out / f'{name}.json').read_text())
+    _write_json(out / 'bench.json', combined)
+    _plot_bench_all(out / 'bench.png', combined)
+    print(json.dumps({'geometry_total_ms': combined['geometry'].get('total_ms'),
+                      'torch_cpu_ms': combined['model'].get('torch_cpu_ms'),
+                      'onnxruntime_cpu_ms': combined['model'].get('onnxruntime_cpu_ms'),
+                      'node_latency_ms_median': combined['node'].get('latency_ms_median'),
+                      'node_overhead_ms_median': combined['node'].get('overhead_ms_median')},
+                     indent=2))
+    print(f'wrote {out / "bench.json"} and {out / "bench.png"}', file=sys.stderr)
     return 0
+
+
+def _plot_bench_all(path: Path, combined: dict) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    panels = [('geometry (640x480, ms)', {k[:-3]: v for k, v in combined['geometry'].items()
+                                          if k.endswith('_ms') and isinstance(v, (int, float))}),
+              ('model per frame (ms)', {k[:-3]: combined['model'][k] for k in
+                                        ('torch_cpu_ms', 'onnxruntime_cpu_ms', 'torch_cuda_fp16_ms',
+                                         'tensorrt_fp16_ms') if k in combined['model']}),
+              ('unipixel_node (ms)', {k: combined['node'][k] for k in
+                                      ('latency_ms_median', 'latency_ms_p95', 'model_ms_median',
+                                       'overhead_ms_median') if combined['node'].get(k) is not None})]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, (title, values) in zip(axes, panels):
+        ax.barh(list(values), list(values.values()), color='tab:blue')
+        for y, v in enumerate(values.values()):
+            ax.text(v, y, f' {v:.1f}', va='center', fontsize=8)
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _missing_sim(exc: Exception) -> int:
+    print(f'unipixel-ros: this command needs the unipixel_sim package ({exc}); '
+          'run `make venv` in the repository', file=sys.stderr)
+    return 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from unipixel_sim.demo import main as demo_main
+    except ImportError as exc:
+        return _missing_sim(exc)
+    return demo_main(args.rest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument('--data', help='dataset folder to take frames from (default: analytic scene)')
     node.set_defaults(func=cmd_bench_node)
 
+    ball = bench_sub.add_parser('all', help='geometry, model and node benchmarks -> one JSON + PNG')
+    ball.add_argument('--out', default='bench_out', help='output folder (default bench_out)')
+    ball.add_argument('--checkpoint', help=ckpt_help)
+    ball.add_argument('--node-seconds', type=float, default=30.0)
+    ball.set_defaults(func=cmd_bench_all)
+
     export = sub.add_parser('export', help='export a checkpoint to ONNX (and TensorRT engines)')
     export.add_argument('--checkpoint', help=ckpt_help)
     export.add_argument('--format', choices=('onnx', 'tensorrt'), default='onnx')
@@ -246,8 +322,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help='random samples for the torch vs ONNX Runtime check')
     export.set_defaults(func=cmd_export)
 
-    demo = sub.add_parser('demo', help='the simulated end-to-end demo')
+    demo = sub.add_parser('demo', help='the simulated end-to-end demo (as `make demo`)')
+    demo.add_argument('rest', nargs=argparse.REMAINDER, help='options of `unipixel-sim demo`')
     demo.set_defaults(func=cmd_demo)
+
+    ev_loop = sub.add_parser('evaluate', help='closed-loop pick success in the simulator '
+                                              '(needs the unipixel_sim package)')
+    try:
+        from unipixel_sim import evaluate_cli
+    except ImportError as exc:  # unipixel_ros works without the simulator package
+        ev_loop.set_defaults(func=lambda _a, e=exc: _missing_sim(e))
+    else:
+        evaluate_cli.add_arguments(ev_loop)
+        ev_loop.set_defaults(func=evaluate_cli.run_from_args)
     return parser
 
 

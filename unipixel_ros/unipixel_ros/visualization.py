@@ -9,14 +9,26 @@ MASK_COLOR = np.array([0, 220, 90], np.float32)
 
 def draw_overlay(rgb: np.ndarray, mask: np.ndarray | None, box: tuple | None = None,
                  label: str = '', alpha: float = 0.45) -> np.ndarray:
-    """RGB (H, W, 3) uint8 with the mask tinted, its box drawn and a label -> (H, W, 3) uint8."""
-    out = rgb.astype(np.float32).copy()
-    if mask is not None and mask.any():
-        m = mask.astype(bool)
-        out[m] = (1 - alpha) * out[m] + alpha * MASK_COLOR
-        edge = m & ~(np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1))
-        out[edge] = MASK_COLOR
-    image = Image.fromarray(out.clip(0, 255).astype(np.uint8))
+    """RGB (H, W, 3) uint8 with the mask tinted, its outline drawn, its box and a label.
+
+    Only the mask's bounding box is blended (this runs for every published frame), so the
+    cost follows the object's size, not the image's.
+    """
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    if mask is not None:
+        ys, xs = np.nonzero(mask)
+        if len(ys):
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            m = np.pad(mask[y0:y1, x0:x1].astype(bool), 1)
+            inner = m[1:-1, 1:-1]
+            edge = inner & ~(m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:])
+            crop = out[y0:y1, x0:x1]
+            tinted = (1 - alpha) * crop[inner].astype(np.float32) + alpha * MASK_COLOR
+            crop[inner] = tinted.clip(0, 255).astype(np.uint8)
+            crop[edge] = MASK_COLOR.astype(np.uint8)
+    if box is None and not label:
+        return out
+    image = Image.fromarray(out)
     draw = ImageDraw.Draw(image)
     if box is not None:
         draw.rectangle(box, outline=(255, 230, 0), width=2)

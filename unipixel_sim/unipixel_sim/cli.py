@@ -1,4 +1,5 @@
-"""``unipixel-sim``: generate a referring-segmentation dataset, preview it, check the grasp executor."""
+"""``unipixel-sim``: generate a referring-segmentation dataset, preview it, check the grasp executor,
+evaluate closed-loop picking."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +55,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     check = sub.add_parser('grasp-check', help='grasp objects at ground-truth grasps; JSON report')
     grasp_check.add_arguments(check)
     check.set_defaults(func=grasp_check.run_from_args)
+
+    from . import evaluate_cli
+    ev = sub.add_parser('evaluate', help='closed-loop pick success (model, ground-truth mask, '
+                                         'random object) over unseen scenes; JSON report')
+    evaluate_cli.add_arguments(ev)
+    ev.set_defaults(func=evaluate_cli.run_from_args)
+
+    demo = sub.add_parser('demo', help='the end-to-end ROS demo (make demo); options: --help',
+                          add_help=False)
+    demo.add_argument('rest', nargs=argparse.REMAINDER)
+    demo.set_defaults(func=lambda a: __import__('unipixel_sim.demo', fromlist=['main']).main(a.rest))
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -16,6 +16,7 @@ class LossWeights:
     exists: float = 0.5
     attributes: float = 0.3
     selection: float = 1.0
+    dense_attributes: float = 0.5
 
 
 def selection_loss(corr: torch.Tensor, instances: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -53,7 +54,8 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
 def referring_loss(out: NetworkOutput, mask: torch.Tensor, exists: torch.Tensor,
                    category: torch.Tensor, color: torch.Tensor, size: torch.Tensor,
                    weights: LossWeights = LossWeights(), instances: torch.Tensor | None = None,
-                   target: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+                   target: torch.Tensor | None = None,
+                   dense_labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """Total loss and its parts.
 
     Args:
@@ -63,6 +65,8 @@ def referring_loss(out: NetworkOutput, mask: torch.Tensor, exists: torch.Tensor,
         category, color, size: (B,) long class indices, -1 where unknown/absent.
         instances, target: optional object-slot masks (B, K, h, w) at the correlation map's
             resolution and the target slot (B,), for :func:`selection_loss`.
+        dense_labels: optional (B, 2, h, w) long per-pixel category+1 / colour+1 of every object
+            (0 = background, -100 = ignore) at the dense heads' resolution.
     """
     pos = exists > 0.5
     parts = {'exists': F.binary_cross_entropy_with_logits(out.exists_logit, exists)}
@@ -82,5 +86,9 @@ def referring_loss(out: NetworkOutput, mask: torch.Tensor, exists: torch.Tensor,
         parts.update(mask_bce=zero, mask_dice=zero, attributes=zero)
     if instances is not None and target is not None and out.corr is not None:
         parts['selection'] = selection_loss(out.corr, instances, target)
+    if dense_labels is not None and out.dense_category is not None:
+        parts['dense_attributes'] = 0.5 * (
+            F.cross_entropy(out.dense_category, dense_labels[:, 0], ignore_index=-100)
+            + F.cross_entropy(out.dense_color, dense_labels[:, 1], ignore_index=-100))
     total = sum(getattr(weights, k) * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}

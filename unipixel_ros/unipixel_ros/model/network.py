@@ -14,9 +14,11 @@ Data flow (shapes for the default 320x240 input, D = ``dim``)::
     prompt tokens (B, L, D) (projected text features, or a point prompt) + mask (B, L)
     P4 tokens (B, 300, D) <-> prompt tokens: ``fusion_blocks`` x bidirectional cross-attention
     sentence vector (B, D) -> FiLM on P3; fused P4 upsampled into P3
-    mask head: 3x3 conv @ s8 -> up -> (+C2) 3x3 conv @ s4 -> sentence-gated, correlated with a
-               sentence-predicted kernel (corr) -> up -> 3x3 conv @ s2 -> 1x1 -> bilinear x2,
-               + corr upsampled -> mask logits (B, 1, 240, 320)
+    mask head: (+ x/y coordinates) 3x3 conv @ s8 -> up -> (+C2) 3x3 conv @ s4
+               [-> dense category / colour logits of every object, training only]
+               -> sentence-gated, correlated with a sentence-predicted kernel (corr) -> up
+               -> 3x3 conv @ s2 -> 1x1 -> bilinear x2, + corr upsampled
+               -> + two 3x3 convs on (logits, image) at input size -> mask logits (B, 1, 240, 320)
     object token = P3 pooled under sigmoid(mask) -> exists logit (with sentence vector),
                    attribute logits
 
@@ -47,6 +49,7 @@ class ModelConfig:
     blocks: tuple = (1, 2, 2, 2)       # residual blocks per stage s4..s32
     heads: int = 4                     # attention heads
     fusion_blocks: int = 2             # bidirectional cross-attention blocks at s16
+    refine_channels: int = 16          # RGB-guided refinement of the logits at input size (0 = off)
     text_dim: int = 384                # MiniLM-L6 hidden size
     max_text_tokens: int = 24          # padded/truncated token count (export profile max)
     num_categories: int = len(CATEGORIES)
@@ -190,6 +193,8 @@ class NetworkOutput:
     color_logits: torch.Tensor      # (B, num_colors)
     size_logits: torch.Tensor       # (B, num_sizes)
     corr: torch.Tensor | None = None  # (B, 1, H_in/4, W_in/4) language-pixel correlation map
+    dense_category: torch.Tensor | None = None  # (B, C+1, H_in/4, W_in/4) per-pixel, 0 = none
+    dense_color: torch.Tensor | None = None     # (B, K+1, H_in/4, W_in/4) per-pixel, 0 = none
 
 
 class UniPixelNet(nn.Module):
@@ -209,8 +214,14 @@ class UniPixelNet(nn.Module):
         self.fusion = nn.ModuleList(FusionBlock(d, cfg.heads) for _ in range(cfg.fusion_blocks))
         self.film = nn.Linear(d, 2 * d)
         self.c2_lateral = conv_bn(cfg.widths[1], 64, k=1)
-        self.head_s8 = conv_bn(d, 64)
+        self.head_s8 = conv_bn(d + 2, 64)   # + normalised (x, y) coordinates
         self.head_s4 = conv_bn(64, 32)
+        # Language-free per-pixel category / colour of the object under each pixel, trained on
+        # every object of every scene (not just the referred one). These dense labels make the
+        # s4 features encode what the words talk about long before the sparse referring signal
+        # alone would, which is what lets grounding start in a CPU-sized training budget.
+        self.dense_category_head = nn.Conv2d(32, cfg.num_categories + 1, 1)
+        self.dense_color_head = nn.Conv2d(32, cfg.num_colors + 1, 1)
         # Language reaches the fine decoder directly: a per-pixel correlation between the s4
         # features and a kernel predicted from the fused sentence vector (CRIS-style), fed to the
         # last stage and added to the logits. Without it the decoder learns "all objects" first
@@ -219,6 +230,12 @@ class UniPixelNet(nn.Module):
         self.query_kernel = nn.Linear(d, 32)
         self.head_s2 = conv_bn(33, 16)
         self.mask_out = nn.Conv2d(16, 1, 1)
+        r = cfg.refine_channels
+        in_ch = 4 if cfg.use_depth else 3
+        # The decoder ends at stride 2; object edges in the simulator are sharp colour edges, so a
+        # two-layer conv on (coarse logits, image) at input size recovers the last pixel.
+        self.refine = (nn.Sequential(nn.Conv2d(1 + in_ch, r, 3, 1, 1), nn.ReLU(inplace=True),
+                                     nn.Conv2d(r, 1, 3, 1, 1)) if r else None)
         self.exists_mlp = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(inplace=True), nn.Linear(d, 1))
         self.obj_norm = nn.LayerNorm(d)
         self.category_head = nn.Linear(d, cfg.num_categories)
@@ -281,9 +298,10 @@ class UniPixelNet(nn.Module):
         fused4 = v.transpose(1, 2).reshape(b, d, h16, w16)
         x = p3 * (1 + gamma[..., None, None]) + beta[..., None, None]
         x = x + F.interpolate(fused4, size=p3.shape[-2:], mode='bilinear', align_corners=False)
-        x = self.head_s8(x)
+        x = self.head_s8(torch.cat([x, self._coords(x)], dim=1))
         x = F.interpolate(x, size=c2.shape[-2:], mode='bilinear', align_corners=False)
         x = self.head_s4(x + self.c2_lateral(c2))
+        dense_category, dense_color = self.dense_category_head(x), self.dense_color_head(x)
         x = x * torch.sigmoid(self.query_gate(sentence))[..., None, None]
         corr = (x * self.query_kernel(sentence)[..., None, None]).sum(1, keepdim=True) / math.sqrt(32)
         x = F.interpolate(torch.cat([x, corr], dim=1), scale_factor=2.0, mode='bilinear',
@@ -292,6 +310,8 @@ class UniPixelNet(nn.Module):
         size = (cfg.input_height, cfg.input_width)
         logits = (F.interpolate(self.mask_out(x), size=size, mode='bilinear', align_corners=False)
                   + F.interpolate(corr, size=size, mode='bilinear', align_corners=False))
+        if self.refine is not None:
+            logits = logits + self.refine(torch.cat([logits, image], dim=1))
 
         weights = torch.sigmoid(logits) if object_weights is None else object_weights
         w3 = F.avg_pool2d(weights, 8)                               # (B, 1, h8, w8) = P3 grid
@@ -299,7 +319,16 @@ class UniPixelNet(nn.Module):
         obj = self.obj_norm(obj)
         exists = self.exists_mlp(torch.cat([obj, sentence], dim=-1)).squeeze(-1)
         return NetworkOutput(logits, exists, self.category_head(obj), self.color_head(obj),
-                             self.size_head(obj), corr)
+                             self.size_head(obj), corr, dense_category, dense_color)
+
+    @staticmethod
+    def _coords(x: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) -> (B, 2, h, w) pixel-centre coordinates in [-1, 1] (x, then y)."""
+        b, _, h, w = x.shape
+        ys = (torch.arange(h, dtype=x.dtype, device=x.device) + 0.5) / h * 2 - 1
+        xs = (torch.arange(w, dtype=x.dtype, device=x.device) + 0.5) / w * 2 - 1
+        grid = torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w)])
+        return grid[None].expand(b, -1, -1, -1)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -43,6 +43,9 @@ class TrainConfig:
     point_prompt_prob: float = 0.15                  # share of region (click) prompts
     absent_min_share: float = 0.15                   # oversample absent queries up to this
     expression_types: list = field(default_factory=list)  # train only on these ([] = all)
+    # curriculum: [{'until_step': N, 'expression_types': [...]}, ...] applied in order before
+    # falling back to ``expression_types``
+    phases: list = field(default_factory=list)
     eval_every: int = 500
     eval_samples: int = 400
     seed: int = 0
@@ -121,12 +124,30 @@ class BatchSampler:
         k = c.object_attrs.shape[1]
         slots = (inst[:, None] == torch.arange(1, k + 1, dtype=torch.uint8)[None, :, None, None])
         instances = mask_to_input(slots.float(), cfg.input_height // 4, cfg.input_width // 4)
+        dense_labels = self._dense_labels(inst, c.object_attrs[scenes], cfg.input_height // 4,
+                                          cfg.input_width // 4)
         rgb = self._photometric(c.rgb[scenes].float() / 255.0)
         depth = c.depth_mm[scenes].float() / 1000.0
         return dict(rgb=rgb, depth=depth, text_features=text_feat, text_mask=text_mask,
                     is_point=is_point, uv=uv, mask=mask, exists=exists, category=attrs[:, 0],
                     color=attrs[:, 1], size=attrs[:, 2], type=c.expr_type[idx],
-                    instances=instances, target=targets)
+                    instances=instances, target=targets, dense_labels=dense_labels)
+
+    @staticmethod
+    def _dense_labels(inst: torch.Tensor, object_attrs: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """(B, H, W) instance ids + (B, K, 3) attributes -> (B, 2, h, w) long category+1 /
+        colour+1 sampled at the centres of an h x w grid (0 = background, -100 = unknown)."""
+        sy, sx = inst.shape[-2] // h, inst.shape[-1] // w
+        ids = inst[:, sy // 2::sy, sx // 2::sx][:, :h, :w].long()     # (B, h, w)
+        k = object_attrs.shape[1]
+        table = torch.cat([torch.zeros_like(object_attrs[:, :1, :2]),
+                           object_attrs[:, :, :2] + 1], dim=1)          # (B, K+1, 2), 0 = bg
+        table = torch.where(table[..., :] < 0, torch.full_like(table, -100), table)
+        known = ids <= k
+        idx = ids.clamp(max=k).flatten(1)                               # (B, h*w)
+        labels = torch.stack([table[:, :, j].gather(1, idx) for j in range(2)], dim=1)
+        labels = labels.view(-1, 2, h, w)
+        return torch.where(known[:, None], labels, torch.full_like(labels, -100))
 
 
 def build_prompts(net: UniPixelNet, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,7 +211,8 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     steps = [int(r['step']) for r in rows]
-    for key in ('loss', 'mask_bce', 'mask_dice', 'exists', 'attributes', 'selection'):
+    for key in ('loss', 'mask_bce', 'mask_dice', 'exists', 'attributes', 'selection',
+                'dense_attributes'):
         values = [(s, float(r[key])) for s, r in zip(steps, rows) if r.get(key)]
         if values:
             axes[0].plot(*zip(*values), label=key)
@@ -241,10 +263,26 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         g.set_state(state['generator'])
         torch.set_rng_state(state['torch_rng'])
     sampler = BatchSampler(train_cache, model_cfg, cfg.point_prompt_prob, cfg.absent_min_share, g)
-    if cfg.expression_types:
+    base_weights = sampler.weights.clone()
+
+    def weights_for(types: list) -> torch.Tensor:
+        if not types:
+            return base_weights
         from unipixel_ros.dataset.vocab import EXPRESSION_TYPES
-        keep = torch.tensor([EXPRESSION_TYPES.index(t) for t in cfg.expression_types])
-        sampler.weights = sampler.weights * torch.isin(train_cache.expr_type, keep)
+        unknown = set(types) - set(EXPRESSION_TYPES)
+        if unknown:
+            raise ValueError(f'unknown expression types {sorted(unknown)}; '
+                             f'known: {list(EXPRESSION_TYPES)}')
+        keep = torch.tensor([EXPRESSION_TYPES.index(t) for t in types])
+        return base_weights * torch.isin(train_cache.expr_type, keep)
+
+    def types_at(s: int) -> list:
+        for phase in cfg.phases:
+            if s < int(phase['until_step']):
+                return list(phase.get('expression_types', []))
+        return list(cfg.expression_types)
+
+    active_types = None
     weights = LossWeights(**cfg.loss)
 
     def lr_at(s: int) -> float:
@@ -255,6 +293,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 
     csv_path = out / 'metrics.csv'
     fields = ['step', 'lr', 'loss', 'mask_bce', 'mask_dice', 'exists', 'attributes', 'selection',
+              'dense_attributes',
               'sec_per_step',
               'val_ciou', 'val_miou', 'val_exists_acc']
     if not csv_path.is_file():
@@ -280,6 +319,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         t0 = time.perf_counter()
         for group in opt.param_groups:
             group['lr'] = lr_at(step)
+        if types_at(step) != active_types:
+            active_types = types_at(step)
+            sampler.weights = weights_for(active_types)
+            bar.write(f"step {step}: training on {active_types or 'all expression types'}")
         batch = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
         image = net.normalize_image(batch['rgb'], resize_depth(batch['depth'], model_cfg.input_height,
                                                                model_cfg.input_width))
@@ -287,7 +330,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         output = net(image, prompt, prompt_mask)
         loss, parts = referring_loss(output, batch['mask'], batch['exists'], batch['category'],
                                      batch['color'], batch['size'], weights,
-                                     instances=batch['instances'], target=batch['target'])
+                                     instances=batch['instances'], target=batch['target'],
+                                     dense_labels=batch['dense_labels'])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)

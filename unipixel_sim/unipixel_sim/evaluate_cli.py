@@ -1,0 +1,54 @@
+"""Command-line options of the closed-loop evaluation, importable without MuJoCo (the
+``unipixel-ros`` CLI builds its parser from them); the work is in :mod:`.closed_loop`."""
+from __future__ import annotations
+
+import json
+import sys
+
+#: First scene seed of the closed-loop evaluation: training data starts at 100000 and the
+#: test set at 900000, so scenes from here on were never seen in training.
+DEFAULT_SEED = 700000
+
+
+def add_arguments(parser) -> None:
+    """Options of ``evaluate`` (shared by ``unipixel-ros evaluate`` and ``unipixel-sim evaluate``)."""
+    parser.add_argument('--scenes', type=int, default=100,
+                        help='positive commands, one per scene (default 100)')
+    parser.add_argument('--absent', type=int, default=30,
+                        help='absent-object commands, one in each of the first scenes (default 30)')
+    parser.add_argument('--seed', type=int, default=DEFAULT_SEED,
+                        help=f'first scene seed (default {DEFAULT_SEED}: no dataset uses it)')
+    parser.add_argument('--json', required=True, help='write the report here (and a PNG beside it)')
+    parser.add_argument('--checkpoint', help='.safetensors checkpoint (default: the shipped model)')
+    parser.add_argument('--engine', default='onnxruntime', choices=('torch', 'onnxruntime', 'tensorrt'))
+    parser.add_argument('--threshold', type=float, default=0.5, help='target-exists threshold')
+    parser.add_argument('--no-progress', action='store_true')
+
+
+def run_from_args(args) -> int:
+    """Evaluate with parsed :func:`add_arguments` options; 0 on success, 1 on a bad model."""
+    from unipixel_ros.cli import resolve_checkpoint
+    from unipixel_ros.engines import create_engine
+    from unipixel_ros.model.checkpoint import CheckpointError
+    from unipixel_ros.model.predictor import ReferringPredictor
+
+    if args.scenes < 1 or args.absent < 0:
+        print('evaluate: --scenes must be >= 1 and --absent >= 0', file=sys.stderr)
+        return 2
+    try:
+        engine = create_engine(args.engine, str(resolve_checkpoint(args.checkpoint)))
+    except (CheckpointError, RuntimeError) as exc:
+        print(f'evaluate: {exc}', file=sys.stderr)
+        return 1
+    predictor = ReferringPredictor(engine, exists_threshold=args.threshold)
+    from .closed_loop import evaluate_closed_loop, summary_line, write_report
+
+    report = evaluate_closed_loop(predictor, args.scenes, args.seed, args.absent,
+                                  progress=not args.no_progress)
+    report.update(checkpoint=str(args.checkpoint or 'shipped'), engine=args.engine,
+                  exists_threshold=args.threshold)
+    write_report(report, args.json)
+    print(json.dumps({k: v for k, v in report.items()
+                      if k not in ('trials', 'absent_trials')}, indent=2))
+    print(summary_line(report))
+    return 0
