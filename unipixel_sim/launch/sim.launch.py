@@ -60,6 +60,8 @@ def generate_launch_description() -> LaunchDescription:
         Node(
             package='unipixel_sim', executable='grasp_executor', name='grasp_executor',
             output='screen',
+            # one grasp per pick command (unipixel/pick), not every tracked frame's grasp
+            remappings=[('unipixel/grasp', 'unipixel/pick')],
             parameters=[PathJoinSubstitution([sim_config, 'grasp_executor.yaml'])]),
         OpaqueFunction(function=_rviz),
         IncludeLaunchDescription(
