@@ -8,6 +8,9 @@ policy) and, with psutil, its resident memory.
 
     overhead_ms = latency_ms - model_ms     (medians; what the node adds around the model:
                                               conversion, sync, geometry, publishing, DDS)
+
+The node's own status splits that further: ``worker_overhead_ms_median`` (worker time per
+frame minus the model) and ``queue_wait_ms_median`` (time in the latest-frame slot).
 """
 from __future__ import annotations
 
@@ -135,6 +138,11 @@ def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float
         'latency_ms_p95': round(float(np.percentile(lat, 95)), 2),
         'model_ms_median': round(model_ms, 2),
         'overhead_ms_median': round(float(np.median(lat)) - model_ms, 2),
+        # inside the node: worker time per frame minus the model (decode, geometry, tracking,
+        # drawing, publishing) and the time a frame waits in the latest-frame slot
+        'worker_overhead_ms_median': round(float(last.worker_overhead_ms_median), 2) if last else None,
+        'queue_wait_ms_median': round(float(last.queue_wait_ms_median), 2) if last else None,
+        'node_latency_ms_median': round(float(last.latency_ms_median), 2) if last else None,
         'output_rate_hz': round(float(last.output_rate_hz), 2) if last else 0.0,
         'rss_mb': round(float(np.max(rss)), 1) if rss else None,
         'frames_source': data or 'analytic scene',

@@ -72,6 +72,7 @@ class Frame:
     depth: Image
     info: CameraInfo
     received: float                     # time.monotonic() at synchronisation
+    taken: float = 0.0                  # time.monotonic() when the worker took it
 
 
 @dataclass
@@ -124,6 +125,8 @@ class UnipixelNode(LifecycleNode):
         self._stats = {'frames_in': 0, 'frames_processed': 0, 'errors': 0}
         self._latencies: deque = deque(maxlen=60)
         self._model_ms: deque = deque(maxlen=60)
+        self._worker_overhead_ms: deque = deque(maxlen=60)
+        self._queue_wait_ms: deque = deque(maxlen=60)
         self._out_times: deque = deque(maxlen=60)
         self._in_times: deque = deque(maxlen=60)
         self._last_message = 'unconfigured'
@@ -556,6 +559,7 @@ class UnipixelNode(LifecycleNode):
         return intr, rgb, depth
 
     def _process(self, frame: Frame) -> None:
+        frame.taken = time.monotonic()
         try:
             intr, rgb, depth = self._decode(frame)
         except (MessageConversionError, GeometryError) as exc:
@@ -700,7 +704,10 @@ class UnipixelNode(LifecycleNode):
         self._out_times.append(now)
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         self._latencies.append(1e3 * (self.get_clock().now().nanoseconds * 1e-9 - stamp))
-        self._stats['overhead_ms'] = 1e3 * (now - frame.received) - (self._model_ms[-1] if self._model_ms else 0)
+        model_ms = self._model_ms[-1] if self._model_ms else 0.0
+        self._stats['overhead_ms'] = 1e3 * (now - frame.received) - model_ms
+        self._worker_overhead_ms.append(1e3 * (now - frame.taken) - model_ms)
+        self._queue_wait_ms.append(1e3 * (frame.taken - frame.received))
 
     def _not_found_reply(self, result: ReferringResult) -> str:
         if result.status == 'uncertain':
@@ -797,6 +804,9 @@ class UnipixelNode(LifecycleNode):
         msg.output_rate_hz = rate(self._out_times)
         msg.latency_ms_median = float(np.median(self._latencies)) if self._latencies else 0.0
         msg.model_ms_median = float(np.median(self._model_ms)) if self._model_ms else 0.0
+        for field, values in (('worker_overhead_ms_median', self._worker_overhead_ms),
+                              ('queue_wait_ms_median', self._queue_wait_ms)):
+            setattr(msg, field, float(np.median(values)) if values else 0.0)
         msg.frames_in = self._stats['frames_in']
         msg.frames_processed = self._stats['frames_processed']
         msg.frames_dropped = self._slot.dropped
