@@ -14,7 +14,8 @@ from unipixel_ros.model.checkpoint import read_metadata  # noqa: E402
 from unipixel_ros.model.train import TrainConfig, train  # noqa: E402
 
 TINY = {'input_width': 96, 'input_height': 72, 'dim': 32, 'widths': [8, 8, 16, 16, 32],
-        'blocks': [1, 1, 1, 1], 'heads': 2, 'fusion_blocks': 1}
+        'blocks': [1, 1, 1, 1], 'heads': 2, 'fusion_blocks': 1,
+        'attribute_matching': True}
 
 
 def test_train_resume_checkpoint_and_eval(generated_dataset, tmp_path):

@@ -243,7 +243,7 @@ def _run_command(obs: DemoObserver, k: int, expr: dict, objects: List[dict], out
         # the first result answers the command; judge a settled one (3 frames in) when there
         obs.spin_until(lambda: len(obs.after(obs.results, t0)) >= 3, 1.0)
         results = obs.after(obs.results, t0)
-        first, result = results[0], results[min(2, len(results) - 1)]
+        result = results[min(2, len(results) - 1)]
         stamp = result.header.stamp.sec + result.header.stamp.nanosec * 1e-9
         entry['latency_ms'] = round(1e3 * (obs.node.get_clock().now().nanoseconds * 1e-9 - stamp), 1)
         entry['found'] = bool(result.found)
@@ -269,7 +269,6 @@ def _run_command(obs: DemoObserver, k: int, expr: dict, objects: List[dict], out
             png = out_dir / f'cmd{k}_overlay.png'
             imageio.imwrite(png, image_to_numpy(obs.overlay))
             entry['files']['overlay'] = png.name
-        del first
     obs.spin_until(lambda: bool(obs.after(obs.replies, t0)), 2.0)
     replies = obs.after(obs.replies, t0)
     entry['reply'] = replies[0] if replies else None

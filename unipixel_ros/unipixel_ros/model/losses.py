@@ -17,6 +17,7 @@ class LossWeights:
     attributes: float = 0.3
     selection: float = 1.0
     dense_attributes: float = 0.5
+    text_attributes: float = 0.5
 
 
 def selection_loss(corr: torch.Tensor, instances: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -55,7 +56,8 @@ def referring_loss(out: NetworkOutput, mask: torch.Tensor, exists: torch.Tensor,
                    category: torch.Tensor, color: torch.Tensor, size: torch.Tensor,
                    weights: LossWeights = LossWeights(), instances: torch.Tensor | None = None,
                    target: torch.Tensor | None = None,
-                   dense_labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+                   dense_labels: torch.Tensor | None = None,
+                   mentions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """Total loss and its parts.
 
     Args:
@@ -66,7 +68,10 @@ def referring_loss(out: NetworkOutput, mask: torch.Tensor, exists: torch.Tensor,
         instances, target: optional object-slot masks (B, K, h, w) at the correlation map's
             resolution and the target slot (B,), for :func:`selection_loss`.
         dense_labels: optional (B, 2, h, w) long per-pixel category+1 / colour+1 of every object
-            (0 = background, -100 = ignore) at the dense heads' resolution.
+            (0 = background, -100 = ignore) at the dense heads' resolution; a third channel
+            (size+1) when the network has a dense size head.
+        mentions: optional (B, 3) long category/colour/size the phrase names for its target,
+            +1, 0 = not named, -100 = not a phrase (click prompts).
     """
     pos = exists > 0.5
     parts = {'exists': F.binary_cross_entropy_with_logits(out.exists_logit, exists)}
@@ -90,5 +95,13 @@ def referring_loss(out: NetworkOutput, mask: torch.Tensor, exists: torch.Tensor,
         parts['dense_attributes'] = 0.5 * (
             F.cross_entropy(out.dense_category, dense_labels[:, 0], ignore_index=-100)
             + F.cross_entropy(out.dense_color, dense_labels[:, 1], ignore_index=-100))
+        if out.dense_size is not None and dense_labels.shape[1] > 2:
+            parts['dense_attributes'] = parts['dense_attributes'] + 0.5 * F.cross_entropy(
+                out.dense_size, dense_labels[:, 2], ignore_index=-100)
+    if mentions is not None and out.text_attributes is not None:
+        terms = [F.cross_entropy(logits, mentions[:, j], ignore_index=-100)
+                 for j, logits in enumerate(out.text_attributes) if (mentions[:, j] >= 0).any()]
+        parts['text_attributes'] = (torch.stack(terms).mean() if terms
+                                    else out.exists_logit.sum() * 0)
     total = sum(getattr(weights, k) * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -50,6 +50,7 @@ class ModelConfig:
     heads: int = 4                     # attention heads
     fusion_blocks: int = 2             # bidirectional cross-attention blocks at s16
     refine_channels: int = 16          # RGB-guided refinement of the logits at input size (0 = off)
+    attribute_matching: bool = False   # explicit text-attribute x pixel-attribute match map
     text_dim: int = 384                # MiniLM-L6 hidden size
     max_text_tokens: int = 24          # padded/truncated token count (export profile max)
     num_categories: int = len(CATEGORIES)
@@ -195,6 +196,8 @@ class NetworkOutput:
     corr: torch.Tensor | None = None  # (B, 1, H_in/4, W_in/4) language-pixel correlation map
     dense_category: torch.Tensor | None = None  # (B, C+1, H_in/4, W_in/4) per-pixel, 0 = none
     dense_color: torch.Tensor | None = None     # (B, K+1, H_in/4, W_in/4) per-pixel, 0 = none
+    dense_size: torch.Tensor | None = None      # (B, S+1, H_in/4, W_in/4) per-pixel, 0 = none
+    text_attributes: tuple | None = None        # (B, C+1), (B, K+1), (B, S+1): 0 = not mentioned
 
 
 class UniPixelNet(nn.Module):
@@ -222,6 +225,18 @@ class UniPixelNet(nn.Module):
         # alone would, which is what lets grounding start in a CPU-sized training budget.
         self.dense_category_head = nn.Conv2d(32, cfg.num_categories + 1, 1)
         self.dense_color_head = nn.Conv2d(32, cfg.num_colors + 1, 1)
+        if cfg.attribute_matching:
+            # What the phrase says about its target (category / colour / size or "not said"),
+            # read from the fused sentence, matched against the per-pixel posteriors above:
+            # log p(object) + sum_attr E_text[log p_pixel(attr | object)]. Both sides have
+            # direct supervision, so "the red cup" finds red-cup pixels from the first
+            # hundred steps; the learned correlation adds what attributes cannot say
+            # (positions, relations, superlatives).
+            self.dense_size_head = nn.Conv2d(32, cfg.num_sizes + 1, 1)
+            self.text_category_head = nn.Linear(d, cfg.num_categories + 1)
+            self.text_color_head = nn.Linear(d, cfg.num_colors + 1)
+            self.text_size_head = nn.Linear(d, cfg.num_sizes + 1)
+            self.match_scale = nn.Parameter(torch.tensor(1.0))
         # Language reaches the fine decoder directly: a per-pixel correlation between the s4
         # features and a kernel predicted from the fused sentence vector (CRIS-style), fed to the
         # last stage and added to the logits. Without it the decoder learns "all objects" first
@@ -302,8 +317,16 @@ class UniPixelNet(nn.Module):
         x = F.interpolate(x, size=c2.shape[-2:], mode='bilinear', align_corners=False)
         x = self.head_s4(x + self.c2_lateral(c2))
         dense_category, dense_color = self.dense_category_head(x), self.dense_color_head(x)
+        dense_size = text_attrs = match = None
+        if cfg.attribute_matching:
+            dense_size = self.dense_size_head(x)
+            text_attrs = (self.text_category_head(sentence), self.text_color_head(sentence),
+                          self.text_size_head(sentence))
+            match = self._attribute_match((dense_category, dense_color, dense_size), text_attrs)
         x = x * torch.sigmoid(self.query_gate(sentence))[..., None, None]
         corr = (x * self.query_kernel(sentence)[..., None, None]).sum(1, keepdim=True) / math.sqrt(32)
+        if match is not None:
+            corr = corr + self.match_scale * match
         x = F.interpolate(torch.cat([x, corr], dim=1), scale_factor=2.0, mode='bilinear',
                           align_corners=False)
         x = self.head_s2(x)
@@ -319,7 +342,24 @@ class UniPixelNet(nn.Module):
         obj = self.obj_norm(obj)
         exists = self.exists_mlp(torch.cat([obj, sentence], dim=-1)).squeeze(-1)
         return NetworkOutput(logits, exists, self.category_head(obj), self.color_head(obj),
-                             self.size_head(obj), corr, dense_category, dense_color)
+                             self.size_head(obj), corr, dense_category, dense_color, dense_size,
+                             text_attrs)
+
+    @staticmethod
+    def _attribute_match(dense: tuple, text: tuple) -> torch.Tensor:
+        """(B, 1, h, w) log-score that a pixel is on an object with the attributes the phrase
+        names. dense: per-pixel logits (B, 1+n, h, w) with class 0 = background; text: (B, 1+n)
+        with class 0 = "not mentioned"."""
+        log_obj = None
+        score = 0.0
+        for pixel_logits, text_logits in zip(dense, text):
+            lp = F.log_softmax(pixel_logits, dim=1)
+            if log_obj is None:   # object-vs-background from the category head
+                log_obj = torch.log1p(-lp[:, :1].exp().clamp(max=1 - 1e-4))
+            cond = F.log_softmax(pixel_logits[:, 1:], dim=1)        # log p(attr | object)
+            pt = F.softmax(text_logits, dim=1)[:, 1:]                # mentioned attr probs
+            score = score + (cond * pt[..., None, None]).sum(1, keepdim=True)
+        return log_obj + score
 
     @staticmethod
     def _coords(x: torch.Tensor) -> torch.Tensor:

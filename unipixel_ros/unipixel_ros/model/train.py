@@ -85,6 +85,7 @@ class BatchSampler:
         share = float(absent.mean())
         weight_absent = (absent_min_share / max(share, 1e-6)) if share < absent_min_share else 1.0
         self.weights = torch.where(absent > 0, weight_absent, 1.0)
+        self.mentions: torch.Tensor | None = None    # (T, 3), see data.expression_mentions
 
     def _photometric(self, rgb: torch.Tensor) -> torch.Tensor:
         """Mild brightness/contrast jitter; no hue change (colour words must stay true) and no
@@ -131,22 +132,31 @@ class BatchSampler:
         return dict(rgb=rgb, depth=depth, text_features=text_feat, text_mask=text_mask,
                     is_point=is_point, uv=uv, mask=mask, exists=exists, category=attrs[:, 0],
                     color=attrs[:, 1], size=attrs[:, 2], type=c.expr_type[idx],
-                    instances=instances, target=targets, dense_labels=dense_labels)
+                    instances=instances, target=targets, dense_labels=dense_labels,
+                    mentions=self._mentions(idx, is_point))
+
+    def _mentions(self, idx: torch.Tensor, is_point: torch.Tensor) -> torch.Tensor:
+        if self.mentions is None:
+            return torch.full((len(idx), 3), -100, dtype=torch.long)
+        m = self.mentions[self.c.expr_text[idx]].clone()
+        m[is_point] = -100
+        return m
 
     @staticmethod
     def _dense_labels(inst: torch.Tensor, object_attrs: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """(B, H, W) instance ids + (B, K, 3) attributes -> (B, 2, h, w) long category+1 /
-        colour+1 sampled at the centres of an h x w grid (0 = background, -100 = unknown)."""
+        """(B, H, W) instance ids + (B, K, 3) attributes -> (B, 3, h, w) long category+1 /
+        colour+1 / size+1 sampled at the centres of an h x w grid (0 = background, -100 =
+        unknown)."""
         sy, sx = inst.shape[-2] // h, inst.shape[-1] // w
         ids = inst[:, sy // 2::sy, sx // 2::sx][:, :h, :w].long()     # (B, h, w)
         k = object_attrs.shape[1]
-        table = torch.cat([torch.zeros_like(object_attrs[:, :1, :2]),
-                           object_attrs[:, :, :2] + 1], dim=1)          # (B, K+1, 2), 0 = bg
+        table = torch.cat([torch.zeros_like(object_attrs[:, :1, :3]),
+                           object_attrs[:, :, :3] + 1], dim=1)          # (B, K+1, 3), 0 = bg
         table = torch.where(table[..., :] < 0, torch.full_like(table, -100), table)
         known = ids <= k
         idx = ids.clamp(max=k).flatten(1)                               # (B, h*w)
-        labels = torch.stack([table[:, :, j].gather(1, idx) for j in range(2)], dim=1)
-        labels = labels.view(-1, 2, h, w)
+        labels = torch.stack([table[:, :, j].gather(1, idx) for j in range(3)], dim=1)
+        labels = labels.view(-1, 3, h, w)
         return torch.where(known[:, None], labels, torch.full_like(labels, -100))
 
 
@@ -212,7 +222,7 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     steps = [int(r['step']) for r in rows]
     for key in ('loss', 'mask_bce', 'mask_dice', 'exists', 'attributes', 'selection',
-                'dense_attributes'):
+                'dense_attributes', 'text_attributes'):
         values = [(s, float(r[key])) for s, r in zip(steps, rows) if r.get(key)]
         if values:
             axes[0].plot(*zip(*values), label=key)
@@ -263,6 +273,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         g.set_state(state['generator'])
         torch.set_rng_state(state['torch_rng'])
     sampler = BatchSampler(train_cache, model_cfg, cfg.point_prompt_prob, cfg.absent_min_share, g)
+    if model_cfg.attribute_matching:
+        from .data import expression_mentions
+        sampler.mentions = expression_mentions(cfg.data, train_cache.texts)
     base_weights = sampler.weights.clone()
 
     def weights_for(types: list) -> torch.Tensor:
@@ -293,7 +306,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 
     csv_path = out / 'metrics.csv'
     fields = ['step', 'lr', 'loss', 'mask_bce', 'mask_dice', 'exists', 'attributes', 'selection',
-              'dense_attributes',
+              'dense_attributes', 'text_attributes',
               'sec_per_step',
               'val_ciou', 'val_miou', 'val_exists_acc']
     if not csv_path.is_file():
@@ -331,7 +344,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         loss, parts = referring_loss(output, batch['mask'], batch['exists'], batch['category'],
                                      batch['color'], batch['size'], weights,
                                      instances=batch['instances'], target=batch['target'],
-                                     dense_labels=batch['dense_labels'])
+                                     dense_labels=batch['dense_labels'],
+                                     mentions=batch['mentions'])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
