@@ -245,12 +245,13 @@ def _missing_sim(exc: Exception) -> int:
     return 1
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_demo(argv: list[str]) -> int:
+    """``unipixel-ros demo [options of unipixel-sim demo]``."""
     try:
         from unipixel_sim.demo import main as demo_main
     except ImportError as exc:
         return _missing_sim(exc)
-    return demo_main(args.rest)
+    return demo_main(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,9 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='random samples for the torch vs ONNX Runtime check')
     export.set_defaults(func=cmd_export)
 
-    demo = sub.add_parser('demo', help='the simulated end-to-end demo (as `make demo`)')
-    demo.add_argument('rest', nargs=argparse.REMAINDER, help='options of `unipixel-sim demo`')
-    demo.set_defaults(func=cmd_demo)
+    # listed for --help; main() hands everything after 'demo' to unipixel_sim.demo unparsed
+    sub.add_parser('demo', help='the simulated end-to-end demo (as `make demo`; demo --help)',
+                   add_help=False)
 
     ev_loop = sub.add_parser('evaluate', help='closed-loop pick success in the simulator '
                                               '(needs the unipixel_sim package)')
@@ -339,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ['demo']:
+        return cmd_demo(argv[1:])
     args = build_parser().parse_args(argv)
     if getattr(args, 'runs', 1) < 1:
         print('unipixel-ros: --runs must be >= 1', file=sys.stderr)

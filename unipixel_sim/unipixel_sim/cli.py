@@ -62,11 +62,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     evaluate_cli.add_arguments(ev)
     ev.set_defaults(func=evaluate_cli.run_from_args)
 
-    demo = sub.add_parser('demo', help='the end-to-end ROS demo (make demo); options: --help',
-                          add_help=False)
-    demo.add_argument('rest', nargs=argparse.REMAINDER)
-    demo.set_defaults(func=lambda a: __import__('unipixel_sim.demo', fromlist=['main']).main(a.rest))
+    # listed for --help; everything after 'demo' goes to unipixel_sim.demo unparsed
+    sub.add_parser('demo', help='the end-to-end ROS demo (make demo); demo --help',
+                   add_help=False)
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ['demo']:
+        from .demo import main as demo_main
+        return demo_main(argv[1:])
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -163,7 +163,8 @@ def _stop(procs: List[subprocess.Popen]) -> None:
 
 def run_demo(out: str = 'demo_out', seed: int = DEFAULT_SEED, engine: str = 'onnxruntime',
              checkpoint: Optional[str] = None, domain_id: Optional[int] = None,
-             result_timeout_s: float = 8.0, grasp_timeout_s: float = 40.0) -> dict:
+             result_timeout_s: float = 8.0, grasp_timeout_s: float = 40.0,
+             pick_timeout_s: float = 6.0) -> dict:
     """Run the demo; returns (and writes) the summary. See the module docstring."""
     import rclpy
 
@@ -205,7 +206,8 @@ def run_demo(out: str = 'demo_out', seed: int = DEFAULT_SEED, engine: str = 'onn
                                             for o in objects), flush=True)
         for k, expr in enumerate(commands):
             entries.append(_run_command(obs, k, expr, objects, out_dir, result_timeout_s,
-                                        grasp_timeout_s, image_to_numpy, msg_to_cloud))
+                                        grasp_timeout_s, pick_timeout_s, image_to_numpy,
+                                        msg_to_cloud))
             e = entries[-1]
             print(f"[{k + 1}/{len(commands)}] {e['command']!r}: found={e['found']} "
                   f"iou={e['mask_iou']} grasp_success={e['grasp_success']} "
@@ -225,8 +227,8 @@ def run_demo(out: str = 'demo_out', seed: int = DEFAULT_SEED, engine: str = 'onn
 
 
 def _run_command(obs: DemoObserver, k: int, expr: dict, objects: List[dict], out_dir: Path,
-                 result_timeout_s: float, grasp_timeout_s: float, image_to_numpy,
-                 msg_to_cloud) -> dict:
+                 result_timeout_s: float, grasp_timeout_s: float, pick_timeout_s: float,
+                 image_to_numpy, msg_to_cloud) -> dict:
     import imageio
 
     target = expr['target']
@@ -273,8 +275,11 @@ def _run_command(obs: DemoObserver, k: int, expr: dict, objects: List[dict], out
     replies = obs.after(obs.replies, t0)
     entry['reply'] = replies[0] if replies else None
     if target is not None:
-        done = obs.spin_until(lambda: bool(obs.after(obs.outcomes, t0)), grasp_timeout_s)
-        entry['grasp_published'] = bool(obs.after(obs.picks, t0))
+        # the node publishes unipixel/pick after pick_stable_frames found frames
+        picked = obs.spin_until(lambda: bool(obs.after(obs.picks, t0)), pick_timeout_s)
+        entry['grasp_published'] = picked
+        done = picked and obs.spin_until(lambda: bool(obs.after(obs.outcomes, t0)),
+                                         grasp_timeout_s)
         if done:
             outcome = obs.after(obs.outcomes, t0)[0]
             entry['lifted'] = bool(outcome.get('success'))
@@ -285,7 +290,8 @@ def _run_command(obs: DemoObserver, k: int, expr: dict, objects: List[dict], out
             obs.spin_until(lambda: False, 2.0)    # film the held object and the reset
         else:
             entry['grasp_success'] = False
-            entry['grasp_reason'] = 'no grasp executed within the timeout'
+            entry['grasp_reason'] = ('no grasp executed within the timeout' if picked else
+                                     'the node published no pick')
     else:
         obs.spin_until(lambda: False, 3.0)        # a pick would have come by now
         entry['grasp_published'] = bool(obs.after(obs.picks, t0))
