@@ -184,13 +184,14 @@ def mask_bbox(mask: np.ndarray) -> RegionOfInterest:
 
 
 def build_result(header, query: str, found: bool, score: float, mask: np.ndarray | None = None,
-                 geometry=None, description: str = '', status: str = 'ok'):
+                 geometry=None, description: str = '', status: str = 'ok', with_cloud: bool = True):
     """Assemble a unipixel_msgs/ReferringResult.
 
     Args:
         header: header of the color image the result was computed on (copied everywhere).
         mask: (H, W) bool mask or None.
         geometry: a ``perception.ObjectGeometry`` or None when geometry was not computed.
+        with_cloud: pack ``geometry.points`` into ``cloud`` (False when the caller sets another).
     """
     from unipixel_msgs.msg import ReferringResult
 
@@ -205,7 +206,8 @@ def build_result(header, query: str, found: bool, score: float, mask: np.ndarray
         res.mask = mask_to_image(mask, header)
         res.bbox = mask_bbox(mask)
     if geometry is not None:
-        res.cloud = cloud_to_msg(geometry.points, geometry.colors, header)
+        if with_cloud:
+            res.cloud = cloud_to_msg(geometry.points, geometry.colors, header)
         c = geometry.box.center
         res.centroid = Point(x=float(c[0]), y=float(c[1]), z=float(c[2]))
         e = geometry.box.extent

@@ -644,9 +644,12 @@ class UnipixelNode(LifecycleNode):
         description = self._describe(query, pred, geometry, describe)
         if not found:
             status = 'not found' if pred.score < self._param('uncertain_threshold') else 'uncertain'
+        voxel_cloud = (geometry is not None and self._param('publish_voxel_cloud')
+                       and geometry.voxel_points is not None)
         result = build_result(header, query, found, score, mask if found else np.zeros_like(mask),
-                              geometry, description=description, status=status)
-        if geometry is not None and self._param('publish_voxel_cloud') and geometry.voxel_points is not None:
+                              geometry, description=description, status=status,
+                              with_cloud=not voxel_cloud)
+        if voxel_cloud:
             result.cloud = cloud_to_msg(geometry.voxel_points, geometry.voxel_colors, header)
         if track and found and geometry is not None and geometry.best_grasp is not None:
             state = self._track_state
