@@ -14,9 +14,11 @@ from unipixel_ros.cli import DEFAULT_CHECKPOINT  # noqa: E402
 from unipixel_ros.cli import main as unipixel_ros_cli  # noqa: E402
 
 #: metric -> minimum (percent); measured values are in the model card.
-THRESHOLDS = {'ciou': None, 'prec_50': None, 'target_acc': None, 'no_target_acc': None,
-              'attribute_acc': None}
-ATTRIBUTE_TYPE_CIOU = None
+#: unipixel_sim_v1 measured on these 200 queries: cIoU 30.1, Prec@0.5 27.3, target acc 92.0,
+#: no-target acc 90.0, attribute acc 10.9; attribute-type cIoU 40.1.
+THRESHOLDS = {'ciou': 25.0, 'prec_50': 20.0, 'target_acc': 85.0, 'no_target_acc': 82.0,
+              'attribute_acc': 5.0}
+ATTRIBUTE_TYPE_CIOU = 33.0
 
 
 @pytest.fixture(scope='module')
