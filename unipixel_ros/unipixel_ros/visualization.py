@@ -35,6 +35,7 @@ def draw_overlay(rgb: np.ndarray, mask: np.ndarray | None, box: tuple | None = N
     if label:
         x, y = (box[0], max(0, box[1] - 14)) if box is not None else (4, 4)
         w = draw.textlength(label)
+        x = max(0, min(x, out.shape[1] - w - 7))   # keep the label inside the image
         draw.rectangle((x, y, x + w + 6, y + 13), fill=(0, 0, 0))
         draw.text((x + 3, y + 1), label, fill=(255, 255, 255))
     return np.asarray(image)
