@@ -163,7 +163,7 @@ def _stop(procs: List[subprocess.Popen]) -> None:
 
 def run_demo(out: str = 'demo_out', seed: int = DEFAULT_SEED, engine: str = 'onnxruntime',
              checkpoint: Optional[str] = None, domain_id: Optional[int] = None,
-             result_timeout_s: float = 8.0, grasp_timeout_s: float = 40.0,
+             result_timeout_s: float = 20.0, grasp_timeout_s: float = 40.0,
              pick_timeout_s: float = 6.0) -> dict:
     """Run the demo; returns (and writes) the summary. See the module docstring."""
     import rclpy

@@ -234,6 +234,13 @@ class UnipixelNode(LifecycleNode):
         self._predictor = ReferringPredictor(self._engine, self._param('exists_threshold'),
                                              self._param('mask_threshold'))
         warm_up()
+        try:  # load the text encoder now, not on the first spoken command (seconds when cold)
+            self._predictor.set_query('the object')
+            self._predictor.clear()
+        except Exception as exc:
+            self._last_message = f'cannot encode text with the {engine} engine: {exc}'
+            self.get_logger().error(self._last_message)
+            return TransitionCallbackReturn.FAILURE
         self._tracker = ObjectTracker(mask_alpha=self._param('mask_alpha'),
                                       pose_alpha=self._param('pose_alpha'),
                                       max_misses=self._param('max_misses'))
