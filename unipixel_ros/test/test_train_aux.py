@@ -72,3 +72,4 @@ def test_attribute_matching_network_exposes_text_heads():
     assert [t.shape[1] for t in out.text_attributes] == [cfg.num_categories + 1,
                                                          cfg.num_colors + 1, cfg.num_sizes + 1]
     assert out.dense_size.shape == (2, cfg.num_sizes + 1, 12, 16)
+

@@ -175,11 +175,14 @@ def pose_stamped(position, rotation_or_quaternion, header=None) -> PoseStamped:
 
 def mask_bbox(mask: np.ndarray) -> RegionOfInterest:
     """Tight pixel box of the non-zero mask pixels (all zeros for an empty mask)."""
+    from unipixel_ros.perception.mask_ops import mask_bbox as bbox_slices
+
     roi = RegionOfInterest()
-    ys, xs = np.nonzero(mask)
-    if len(xs):
-        roi.x_offset, roi.y_offset = int(xs.min()), int(ys.min())
-        roi.width, roi.height = int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+    box = bbox_slices(np.asarray(mask) != 0)
+    if box is not None:
+        rows, cols = box
+        roi.x_offset, roi.y_offset = int(cols.start), int(rows.start)
+        roi.width, roi.height = int(cols.stop - cols.start), int(rows.stop - rows.start)
     return roi
 
 
