@@ -355,7 +355,11 @@ class UniPixelNet(nn.Module):
         for pixel_logits, text_logits in zip(dense, text):
             lp = F.log_softmax(pixel_logits, dim=1)
             if log_obj is None:   # object-vs-background from the category head
-                log_obj = torch.log1p(-lp[:, :1].exp().clamp(max=1 - 1e-4))
+                # log(1 - p_bg) as log(sum of the object classes' probabilities): no
+                # cancellation when p_bg ~ 1 (log1p(-p_bg) differed by 2e-3 between torch and
+                # ONNX Runtime there); floored at log(1e-4) as the training graph was
+                log_obj = torch.log(lp[:, 1:].exp().sum(1, keepdim=True)).clamp(
+                    min=math.log(1e-4))
             cond = F.log_softmax(pixel_logits[:, 1:], dim=1)        # log p(attr | object)
             pt = F.softmax(text_logits, dim=1)[:, 1:]                # mentioned attr probs
             score = score + (cond * pt[..., None, None]).sum(1, keepdim=True)
