@@ -70,7 +70,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu') -> tup
         state = load_file(str(path), device=str(device))
     except Exception as exc:
         raise CheckpointError(f'checkpoint {path} weights are corrupt: {exc}') from exc
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:   # a tensor of the wrong shape for the config it carries
+        first = str(exc).strip().splitlines()[1:2] or [str(exc)]
+        raise CheckpointError(f'checkpoint {path} does not match the network its config '
+                              f'describes: {first[0].strip()}') from exc
     if missing or unexpected:
         raise CheckpointError(f'checkpoint {path} does not match the network: missing '
                               f'{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}')

@@ -251,10 +251,17 @@ def _export_graph(module: nn.Module, args: tuple, path: Path, graph: str,
         warnings.simplefilter('ignore', DeprecationWarning)
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
         warnings.simplefilter('ignore', UserWarning)
-        torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=OPSET,
-                          input_names=GRAPH_IO[graph]['inputs'],
-                          output_names=GRAPH_IO[graph]['outputs'],
-                          dynamic_axes=dynamic_axes, do_constant_folding=True)
+        # eval-mode self-attention takes torch's fused fast path, which has no ONNX symbolic;
+        # export the plain composition (same math) instead
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=OPSET,
+                              input_names=GRAPH_IO[graph]['inputs'],
+                              output_names=GRAPH_IO[graph]['outputs'],
+                              dynamic_axes=dynamic_axes, do_constant_folding=True)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def graph_op_types(path: str | Path) -> list[str]:

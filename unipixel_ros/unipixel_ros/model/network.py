@@ -51,6 +51,7 @@ class ModelConfig:
     fusion_blocks: int = 2             # bidirectional cross-attention blocks at s16
     refine_channels: int = 16          # RGB-guided refinement of the logits at input size (0 = off)
     attribute_matching: bool = False   # explicit text-attribute x pixel-attribute match map
+    object_slots: int = 0              # > 0: the object-centric decoder (objects.py) with K slots
     text_dim: int = 384                # MiniLM-L6 hidden size
     max_text_tokens: int = 24          # padded/truncated token count (export profile max)
     num_categories: int = len(CATEGORIES)
@@ -114,9 +115,9 @@ class Backbone(nn.Module):
             cin = cout
         self.stages = nn.ModuleList(stages)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, with_stem: bool = False) -> list[torch.Tensor]:
         x = self.stem(x)
-        feats = []
+        feats = [x] if with_stem else []
         for stage in self.stages:
             x = stage(x)
             feats.append(x)
@@ -214,6 +215,12 @@ class UniPixelNet(nn.Module):
         self.point_proj = nn.Linear(d, d)
         h16, w16 = self._stride_size(16)
         self.register_buffer('pos16', sine_position_encoding(h16, w16, d), persistent=False)
+        self._init_heads()
+        if cfg.object_slots:
+            from .objects import ObjectDecoder
+            self.objects = ObjectDecoder(d, cfg.widths[0], cfg.widths[1], cfg.object_slots,
+                                         cfg.heads, cfg.fusion_blocks)
+            return
         self.fusion = nn.ModuleList(FusionBlock(d, cfg.heads) for _ in range(cfg.fusion_blocks))
         self.film = nn.Linear(d, 2 * d)
         self.c2_lateral = conv_bn(cfg.widths[1], 64, k=1)
@@ -245,14 +252,18 @@ class UniPixelNet(nn.Module):
         self.query_kernel = nn.Linear(d, 32)
         self.head_s2 = conv_bn(33, 16)
         self.mask_out = nn.Conv2d(16, 1, 1)
+        self.exists_mlp = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(inplace=True), nn.Linear(d, 1))
+        self.obj_norm = nn.LayerNorm(d)
+
+    def _init_heads(self) -> None:
+        """Modules both decoders share: input-size refinement, attribute heads, normalisation."""
+        cfg, d = self.config, self.config.dim
         r = cfg.refine_channels
         in_ch = 4 if cfg.use_depth else 3
         # The decoder ends at stride 2; object edges in the simulator are sharp colour edges, so a
         # two-layer conv on (coarse logits, image) at input size recovers the last pixel.
         self.refine = (nn.Sequential(nn.Conv2d(1 + in_ch, r, 3, 1, 1), nn.ReLU(inplace=True),
                                      nn.Conv2d(r, 1, 3, 1, 1)) if r else None)
-        self.exists_mlp = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(inplace=True), nn.Linear(d, 1))
-        self.obj_norm = nn.LayerNorm(d)
         self.category_head = nn.Linear(d, cfg.num_categories)
         self.color_head = nn.Linear(d, cfg.num_colors)
         self.size_head = nn.Linear(d, cfg.num_sizes)
@@ -295,6 +306,11 @@ class UniPixelNet(nn.Module):
             object_weights: optional (B, 1, H_in, W_in) weights in [0, 1] to pool the object
                 token under (training feeds ground truth here); default: sigmoid(mask logits).
         """
+        if self.config.object_slots:
+            maps = self.image_maps(image)
+            obj = self.objects.objects(maps, self.objects.peaks(maps['heat']))
+            scores, none = self.objects.select(obj['tokens'], obj['heat'], prompt, prompt_mask)
+            return self.finish_objects(image, maps, obj['masks'], scores, none, object_weights)
         cfg = self.config
         c2, c3, c4, c5 = self.backbone(image)
         p3, p4, _ = self.fpn([c3, c4, c5])
@@ -344,6 +360,35 @@ class UniPixelNet(nn.Module):
         return NetworkOutput(logits, exists, self.category_head(obj), self.color_head(obj),
                              self.size_head(obj), corr, dense_category, dense_color, dense_size,
                              text_attrs)
+
+    # ---- object-centric decoder (object_slots > 0) ---------------------------------------------
+    def image_maps(self, image: torch.Tensor) -> dict:
+        """Language-free dense maps of the object decoder (see ``objects.ObjectDecoder.pixels``)."""
+        stem, c2, c3, c4, c5 = self.backbone(image, with_stem=True)
+        p3, p4, _ = self.fpn([c3, c4, c5])
+        return self.objects.pixels(stem, c2, p3, p4, self._coords)
+
+    def finish_objects(self, image: torch.Tensor, maps: dict, masks: torch.Tensor,
+                       scores: torch.Tensor, none: torch.Tensor,
+                       object_weights: torch.Tensor | None = None) -> NetworkOutput:
+        """Selection -> outputs: mask mixture refined at input size, exists = logsumexp(scores)
+        - none, attributes of the token pooled under the final mask. masks (B, K, h2, w2),
+        scores (B, K), none (B,)."""
+        cfg = self.config
+        size = (cfg.input_height, cfg.input_width)
+        logits = F.interpolate(self.objects.compose(masks, scores), size=size, mode='bilinear',
+                               align_corners=False)
+        if self.refine is not None:
+            logits = logits + self.refine(torch.cat([logits, image], dim=1))
+        from .objects import logsumexp
+        exists = logsumexp(scores, dim=1) - none
+        weights = torch.sigmoid(logits) if object_weights is None else object_weights
+        tokens = maps['tokens']
+        w4 = F.avg_pool2d(weights, 4)                               # (B, 1, h4, w4)
+        obj = (tokens * w4).sum((2, 3)) / w4.sum((2, 3)).clamp(min=1e-3)
+        obj = self.objects.pool_norm(obj)
+        return NetworkOutput(logits, exists, self.category_head(obj), self.color_head(obj),
+                             self.size_head(obj))
 
     @staticmethod
     def _attribute_match(dense: tuple, text: tuple) -> torch.Tensor:

@@ -35,7 +35,8 @@ class TrainConfig:
     model: dict = field(default_factory=dict)        # ModelConfig overrides
     text_encoder: str | None = None                  # None = offline all-MiniLM-L6-v2
     steps: int = 6000
-    batch_size: int = 16
+    batch_size: int = 16                             # samples (object decoder: scenes) per step
+    queries_per_scene: int = 4                       # object decoder: prompts per scene
     lr: float = 1.5e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 200
@@ -222,7 +223,7 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     steps = [int(r['step']) for r in rows]
     for key in ('loss', 'mask_bce', 'mask_dice', 'exists', 'attributes', 'selection',
-                'dense_attributes', 'text_attributes'):
+                'dense_attributes', 'text_attributes', 'heat', 'instance_bce', 'instance_dice'):
         values = [(s, float(r[key])) for s, r in zip(steps, rows) if r.get(key)]
         if values:
             axes[0].plot(*zip(*values), label=key)
@@ -272,6 +273,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         step, best = int(state['step']), float(state['best'])
         g.set_state(state['generator'])
         torch.set_rng_state(state['torch_rng'])
+    objects_mode = bool(model_cfg.object_slots)
+    if objects_mode:
+        from .object_training import ObjectBatchSampler, object_step_loss
+        obj_sampler = ObjectBatchSampler(train_cache, net, cfg.queries_per_scene,
+                                         cfg.point_prompt_prob, g)
     sampler = BatchSampler(train_cache, model_cfg, cfg.point_prompt_prob, cfg.absent_min_share, g)
     if model_cfg.attribute_matching:
         from .data import expression_mentions
@@ -306,7 +312,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 
     csv_path = out / 'metrics.csv'
     fields = ['step', 'lr', 'loss', 'mask_bce', 'mask_dice', 'exists', 'attributes', 'selection',
-              'dense_attributes', 'text_attributes',
+              'dense_attributes', 'text_attributes', 'heat', 'instance_bce', 'instance_dice',
               'sec_per_step',
               'val_ciou', 'val_miou', 'val_exists_acc']
     if not csv_path.is_file():
@@ -335,17 +341,24 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         if types_at(step) != active_types:
             active_types = types_at(step)
             sampler.weights = weights_for(active_types)
+            if objects_mode:
+                obj_sampler.set_types(sampler.weights > 0 if active_types else None)
             bar.write(f"step {step}: training on {active_types or 'all expression types'}")
-        batch = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
-        image = net.normalize_image(batch['rgb'], resize_depth(batch['depth'], model_cfg.input_height,
-                                                               model_cfg.input_width))
-        prompt, prompt_mask = build_prompts(net, batch)
-        output = net(image, prompt, prompt_mask)
-        loss, parts = referring_loss(output, batch['mask'], batch['exists'], batch['category'],
-                                     batch['color'], batch['size'], weights,
-                                     instances=batch['instances'], target=batch['target'],
-                                     dense_labels=batch['dense_labels'],
-                                     mentions=batch['mentions'])
+        if objects_mode:
+            batch = {k: v.to(device) for k, v in obj_sampler.sample(cfg.batch_size).items()}
+            loss, parts = object_step_loss(net, batch, build_prompts(net, batch))
+        else:
+            batch = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
+            image = net.normalize_image(batch['rgb'], resize_depth(
+                batch['depth'], model_cfg.input_height, model_cfg.input_width))
+            prompt, prompt_mask = build_prompts(net, batch)
+            output = net(image, prompt, prompt_mask)
+            loss, parts = referring_loss(output, batch['mask'], batch['exists'],
+                                         batch['category'], batch['color'], batch['size'],
+                                         weights, instances=batch['instances'],
+                                         target=batch['target'],
+                                         dense_labels=batch['dense_labels'],
+                                         mentions=batch['mentions'])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
@@ -356,7 +369,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         for k, v in parts.items():
             window.setdefault(k, []).append(v)
         bar.update(1)
-        bar.set_postfix(loss=f"{parts['loss']:.3f}", dice=f"{parts['mask_dice']:.3f}")
+        bar.set_postfix(loss=f"{parts['loss']:.3f}", dice=f"{parts.get('mask_dice', 0):.3f}",
+                        sel=f"{parts.get('selection', 0):.3f}")
         if step % cfg.eval_every == 0 or step == cfg.steps:
             row = {'step': step, 'lr': lr_at(step - 1)}
             row.update({k: float(np.mean(v)) for k, v in window.items()})
