@@ -1,5 +1,13 @@
 """UniPixel-style referring segmentation network in plain torch (no torchvision, no timm).
 
+Two decoders share the backbone, FPN, text projection, point prompt and attribute heads:
+
+* ``object_slots > 0`` (the shipped unipixel_sim_v2): the object-centric decoder of
+  ``objects.py``: find every object (centre heatmap + instance masks), turn each into an object
+  token, let the phrase pick one through object-text cross-attention; the mask is the
+  selection-weighted mixture of instance masks refined at input size.
+* ``object_slots == 0`` (unipixel_sim_v1, kept loadable): the dense decoder drawn below.
+
 One network reads the phrase, looks at the image and outputs
 
 * mask logits of the one referred object at input resolution,
