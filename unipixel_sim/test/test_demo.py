@@ -54,8 +54,6 @@ def test_demo_leaves_the_absent_object_and_judges_picks_on_the_referred_object(d
     assert sum(bool(e['grasp_success']) for e in commands) >= 1
 
 
-@pytest.mark.xfail(reason='accuracy: unipixel_sim_v1 does not find the purple cup of the demo '
-                          'scene; issue #4 targets are not met yet (MODEL_CARD.md)', strict=False)
 def test_demo_picks_the_attribute_target(demo_run):
     _, out = demo_run
     commands = json.loads((out / 'summary.json').read_text())['commands']

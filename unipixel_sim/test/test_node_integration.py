@@ -130,9 +130,6 @@ def _inside_box(point: np.ndarray, obj: dict, scene: dict, margin: float = 0.005
                 and -margin <= local[2] <= ext[2] + margin)
 
 
-@pytest.mark.xfail(reason='accuracy: the shipped unipixel_sim_v1 (test cIoU 31.9) does not find '
-                   'this scene\'s red cup; issue #4 targets are not met yet (MODEL_CARD.md)',
-                   strict=False)
 def test_pick_up_the_red_cup(stack):
     node, state, speech, spin = stack
     scene = state['scene']
@@ -189,9 +186,6 @@ def test_absent_object_is_not_found_and_gets_no_grasp(stack):
     spin(0.5)
 
 
-@pytest.mark.xfail(reason='accuracy: the shipped unipixel_sim_v1 (test cIoU 31.9) does not find '
-                   'this scene\'s red cup; issue #4 targets are not met yet (MODEL_CARD.md)',
-                   strict=False)
 def test_service_and_action_agree_with_the_topic(stack):
     node, state, speech, spin = stack
     cup = _truth(state['scene'], 'cup', 'red')
