@@ -14,8 +14,8 @@ from unipixel_ros.cli import DEFAULT_CHECKPOINT  # noqa: E402
 from unipixel_ros.cli import main as unipixel_ros_cli  # noqa: E402
 
 #: metric -> minimum (percent); measured values are in the model card.
-#: unipixel_sim_v2 measured on these 200 queries: cIoU 63.8, Prec@0.5 76.0, target acc 98.7,
-#: no-target acc 94.0, attribute acc 52.0; attribute-type cIoU 81.0 (v1 had cIoU 30.1).
+#: unipixel_sim_v2 (step 3000) measured on these 200 queries: cIoU 65.0, Prec@0.5 75.3, target
+#: acc 97.3, no-target acc 94.0, attribute acc 52.1; attribute-type cIoU 81.2 (v1: cIoU 30.1).
 THRESHOLDS = {'ciou': 58.0, 'prec_50': 70.0, 'target_acc': 94.0, 'no_target_acc': 88.0,
               'attribute_acc': 45.0}
 ATTRIBUTE_TYPE_CIOU = 75.0
