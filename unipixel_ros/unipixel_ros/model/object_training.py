@@ -104,7 +104,8 @@ class ObjectBatchSampler:
             text_mask = torch.cat([text_mask, torch.zeros(n, text_mask.shape[1])])
             is_point = torch.cat([is_point, torch.ones(n, dtype=torch.bool)])
             uv = torch.cat([uv, torch.tensor(clicks_uv)])
-        # a referred object too small to have a slot counts as "not this one" (rare)
+        # a referred object too small to get a slot (< 2 px at stride 2) is labelled "none":
+        # the selection cannot point at it (rare, and it mirrors what inference can do)
         ok = target >= 0
         ok[ok.clone()] = valid[q_scene[ok], target[ok]]
         target = torch.where(ok, target, torch.full_like(target, -1))
