@@ -388,8 +388,7 @@ class UniPixelNet(nn.Module):
                                align_corners=False)
         if self.refine is not None:
             logits = logits + self.refine(torch.cat([logits, image], dim=1))
-        from .objects import logsumexp
-        exists = logsumexp(scores, dim=1) - none
+        exists = self.objects.exists_logit(scores, none)
         weights = torch.sigmoid(logits) if object_weights is None else object_weights
         tokens = maps['tokens']
         w4 = F.avg_pool2d(weights, 4)                               # (B, 1, h4, w4)

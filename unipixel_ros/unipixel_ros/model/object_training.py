@@ -198,7 +198,7 @@ def object_step_loss(net: UniPixelNet, batch: dict, prompts: tuple, mask_objects
     k = scores.shape[1]
     labels = torch.where(target >= 0, target, torch.full_like(target, k))
     parts['selection'] = F.cross_entropy(torch.cat([scores, none[:, None]], dim=1), labels)
-    exists = torch.logsumexp(scores, 1) - none
+    exists = dec.exists_logit(scores, none)
     parts['exists'] = F.binary_cross_entropy_with_logits(exists, (target >= 0).float())
 
     # final mask: refine a one-hot selection of a few objects per scene, as inference composes it

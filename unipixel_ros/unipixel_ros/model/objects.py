@@ -31,6 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# network.py imports this module only inside UniPixelNet.__init__, so this is not circular
+from .network import point_position_encoding
+
 EMBED = 16      # mask embedding channels at stride 2
 FEAT = 48       # pixel decoder channels at stride 4
 FINE = 24       # channels of the stride-2 embedding branch
@@ -174,7 +177,6 @@ class ObjectDecoder(nn.Module):
         pooled = self.pool_norm(pooled)
         geometry = torch.stack([cx, cy, torch.log(area / (h4 * w4) + 1e-4),
                                 torch.sigmoid(center_heat)], dim=-1)
-        from .network import point_position_encoding
         tokens = (pooled + self.center_proj(center) + self.geometry(geometry)
                   + self.position(point_position_encoding(cy, cx, self.dim)))
         return {'masks': masks, 'tokens': tokens, 'pooled': pooled, 'heat': center_heat}
@@ -202,6 +204,12 @@ class ObjectDecoder(nn.Module):
         scores = torch.einsum('bd,bkd->bk', self.score_query(sentence), self.score_key(o))
         scores = scores / math.sqrt(self.dim) + self.heat_weight * F.logsigmoid(heat)
         return scores, self.none_score(sentence).squeeze(-1)
+
+    @staticmethod
+    def exists_logit(scores: torch.Tensor, none: torch.Tensor) -> torch.Tensor:
+        """Target-exists logit: (B, K) object scores, (B,) "none" score -> (B,)
+        logsumexp(scores) - none, i.e. log p(some object) - log p(none)."""
+        return logsumexp(scores, dim=1) - none
 
     @staticmethod
     def compose(masks: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
