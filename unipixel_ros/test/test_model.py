@@ -68,14 +68,19 @@ def test_metrics_ciou_vs_miou_and_accuracies():
     gt_big[:, :] = True                                  # 100 px
     gt_small = np.zeros((10, 10), bool)
     gt_small[0, :4] = True                               # 4 px
-    m.update('attribute', gt_big, True, gt_big, True, attributes_correct=True)   # IoU 1
-    m.update('relation', np.zeros_like(gt_small), True, gt_small, True, attributes_correct=False)  # IoU 0
+    m.update('attribute', gt_big, True, gt_big, True, attributes_correct=True,
+             heads_correct=(True, True, True))                                   # IoU 1
+    # found, but the mask is on something else (IoU 0): a selection error, so it counts in
+    # attribute_acc_found only
+    m.update('relation', np.zeros_like(gt_small), True, gt_small, True, attributes_correct=False,
+             heads_correct=(False, True, False))
     m.update('absent', np.zeros_like(gt_small), False, np.zeros_like(gt_small), False)
     m.update('absent', gt_small, True, np.zeros_like(gt_small), False)
     s = m.summary()
     assert s['miou'] == 50.0 and s['ciou'] == pytest.approx(100 * 100 / 104, abs=0.01)
     assert s['prec_50'] == 50.0 and s['no_target_acc'] == 50.0 and s['target_acc'] == 100.0
-    assert s['attribute_acc'] == 50.0
+    assert s['attribute_acc'] == 100.0 and s['attribute_acc_found'] == 50.0
+    assert s['attribute_head_acc'] == {'category': 100.0, 'color': 100.0, 'size': 100.0}
     assert s['by_type']['attribute']['ciou'] == 100.0 and s['by_type']['absent']['targets'] == 0
 
 

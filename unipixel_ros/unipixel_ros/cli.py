@@ -90,15 +90,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 1
     predictor = ReferringPredictor(engine, exists_threshold=args.threshold)
     result = evaluate(predictor, args.data, limit_scenes=args.limit_scenes,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, split=args.split)
     if args.paraphrase:
         from unipixel_ros.model.paraphrase import paraphrase
         reworded = evaluate(predictor, args.data, limit_scenes=args.limit_scenes,
-                            progress=not args.no_progress, rewrite=paraphrase)
+                            progress=not args.no_progress, rewrite=paraphrase, split=args.split)
         result['paraphrase'] = {k: reworded[k] for k in ('ciou', 'miou', 'prec_50',
                                                          'target_acc', 'no_target_acc')}
     result.update(checkpoint=str(args.checkpoint or DEFAULT_CHECKPOINT), engine=args.engine,
-                  data=str(args.data))
+                  data=str(args.data), split=args.split or 'all')
     print(json.dumps({k: v for k, v in result.items() if k != 'by_type'}, indent=2))
     if args.json:
         out = Path(args.json)
@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser('eval', help='RefCOCO-style metrics on a generated dataset')
-    ev.add_argument('--data', required=True, help='dataset folder (all splits are test data)')
+    ev.add_argument('--data', required=True, help='dataset folder (every split is test data unless --split)')
     ev.add_argument('--json', help='write metrics here (and a PNG chart beside it)')
     ev.add_argument('--checkpoint', help=f'.safetensors checkpoint (default: the shipped '
                                          f'{DEFAULT_CHECKPOINT.name})')
@@ -281,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('--device', default='cpu')
     ev.add_argument('--threshold', type=float, default=0.5, help='target-exists threshold')
     ev.add_argument('--limit-scenes', type=int, default=0, help='first N scenes only (0 = all)')
+    ev.add_argument('--split', choices=('train', 'val', 'test'), default=None,
+                    help='only this split of the dataset (default: every scene)')
     ev.add_argument('--paraphrase', action='store_true',
                     help='also evaluate every query reworded with out-of-grammar synonyms')
     ev.add_argument('--no-progress', action='store_true')

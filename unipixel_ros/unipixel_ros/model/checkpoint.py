@@ -80,3 +80,45 @@ def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu') -> tup
         raise CheckpointError(f'checkpoint {path} does not match the network: missing '
                               f'{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}')
     return net.to(device).eval(), meta
+
+
+def warm_start(net: UniPixelNet, path: str | Path) -> dict:
+    """Initialise ``net`` from another run's weights (``last.pt`` or ``.safetensors``) whose
+    architecture may have grown since: equal tensors are copied; a tensor that is larger along
+    some dimensions (a new input channel, extra geometry features) gets the old values in its
+    leading slice and zeros elsewhere, so the new inputs start with no effect; tensors the old
+    run did not have keep their initialisation. Returns {'copied', 'grown', 'new'} key lists.
+
+    Raises:
+        CheckpointError: missing/unreadable file, or a tensor that shrank or changed rank.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'warm-start checkpoint not found: {path}')
+    try:
+        if path.suffix == '.safetensors':
+            from safetensors.torch import load_file
+            old = load_file(str(path))
+        else:
+            old = torch.load(path, weights_only=True, map_location='cpu')['model']
+    except Exception as exc:
+        raise CheckpointError(f'warm-start checkpoint {path} is unreadable: {exc}') from exc
+    report = {'copied': [], 'grown': [], 'new': []}
+    state = net.state_dict()
+    with torch.no_grad():
+        for key, value in state.items():
+            if key not in old:
+                report['new'].append(key)
+                continue
+            src = old[key]
+            if src.shape == value.shape:
+                value.copy_(src)
+                report['copied'].append(key)
+            elif src.dim() == value.dim() and all(a <= b for a, b in zip(src.shape, value.shape)):
+                value.zero_()
+                value[tuple(slice(0, n) for n in src.shape)] = src
+                report['grown'].append(key)
+            else:
+                raise CheckpointError(f'warm start from {path}: {key} has shape '
+                                      f'{tuple(src.shape)} there, {tuple(value.shape)} here')
+    return report

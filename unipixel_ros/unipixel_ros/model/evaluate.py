@@ -19,17 +19,18 @@ from .metrics import ReferringMetrics
 
 
 def evaluate(predictor, data: str | Path, limit_scenes: int = 0, progress: bool = True,
-             rewrite=None) -> dict:
+             rewrite=None, split: str | None = None) -> dict:
     """Run ``predictor`` on every expression of every scene under ``data``.
 
     Args:
         predictor: a :class:`ReferringPredictor`.
         limit_scenes: evaluate only the first N scenes (0 = all), for quick CI checks.
         rewrite: optional callable text -> text (e.g. a paraphraser) applied to each query.
+        split: only this split of the dataset ('train', 'val', 'test'; None = every scene).
     Returns:
         ReferringMetrics.summary() plus ``scenes``, ``seconds``, ``ms_per_query``.
     """
-    dirs = scene_dirs(data, None)
+    dirs = scene_dirs(data, split)
     if limit_scenes:
         dirs = dirs[:limit_scenes]
     if not dirs:
@@ -45,13 +46,13 @@ def evaluate(predictor, data: str | Path, limit_scenes: int = 0, progress: bool 
             target = expr.get('target')
             exists = target is not None
             gt = rec.instances == (target + 1) if exists else np.zeros(rec.instances.shape, bool)
-            attr_ok = None
+            attr_ok = heads = None
             if exists:
                 obj = rec.objects[target]
-                attr_ok = (pred.attributes['category'][0] == obj['category']
-                           and pred.attributes['color'][0] == obj['color']
-                           and pred.attributes['size'][0] == obj['size'])
-            metrics.update(expr['type'], pred.mask, pred.found, gt, exists, attr_ok)
+                heads = tuple(pred.attributes[key][0] == obj[key]
+                              for key in ('category', 'color', 'size'))
+                attr_ok = all(heads)
+            metrics.update(expr['type'], pred.mask, pred.found, gt, exists, attr_ok, heads)
             n += 1
     seconds = time.perf_counter() - t0
     result = metrics.summary()

@@ -5,7 +5,11 @@
 * Prec@X: fraction of targeted samples with IoU > X.
 * no-target accuracy: fraction of absent-object queries answered "not found";
   target accuracy: fraction of present-object queries answered "found" (at the threshold used).
-* attribute accuracy: category, colour and size all correct, over found present objects.
+* attribute accuracy (``attribute_acc``): category, colour and size all correct, over the found
+  objects: present targets answered "found" whose mask is on the target (IoU > 0.5). A mask on
+  the wrong object is a selection error (it already lowers Prec@0.5 and cIoU); its attributes
+  describe that other object. ``attribute_acc_found`` counts every "found" answer instead, and
+  ``attribute_head_acc`` gives category / colour / size separately over the found objects.
 A present target predicted "not found" counts as IoU 0 (its mask is treated as empty).
 """
 from __future__ import annotations
@@ -25,8 +29,11 @@ class _Bucket:
     absent_correct: int = 0
     present_total: int = 0
     present_found: int = 0
-    attr_total: int = 0
+    attr_total: int = 0          # found and IoU > 0.5
     attr_correct: int = 0
+    attr_found_total: int = 0    # found, any IoU
+    attr_found_correct: int = 0
+    head_correct: list = field(default_factory=lambda: [0, 0, 0])
 
 
 class ReferringMetrics:
@@ -36,8 +43,12 @@ class ReferringMetrics:
         self.buckets: dict[str, _Bucket] = defaultdict(_Bucket)
 
     def update(self, expr_type: str, pred_mask: np.ndarray, found: bool, gt_mask: np.ndarray,
-               exists: bool, attributes_correct: bool | None = None) -> float | None:
-        """Add one sample; masks are (H, W) bool at the same (full) resolution. Returns its IoU."""
+               exists: bool, attributes_correct: bool | None = None,
+               heads_correct: tuple | None = None) -> float | None:
+        """Add one sample; masks are (H, W) bool at the same (full) resolution. Returns its IoU.
+
+        ``attributes_correct``: all three predicted attributes equal the target's;
+        ``heads_correct``: (category, colour, size) correct each (optional)."""
         iou = None
         for bucket in (self.buckets['all'], self.buckets[expr_type]):
             if exists:
@@ -51,8 +62,13 @@ class ReferringMetrics:
                 bucket.present_total += 1
                 bucket.present_found += int(found)
                 if found and attributes_correct is not None:
-                    bucket.attr_total += 1
-                    bucket.attr_correct += int(attributes_correct)
+                    bucket.attr_found_total += 1
+                    bucket.attr_found_correct += int(attributes_correct)
+                    if iou > 0.5:
+                        bucket.attr_total += 1
+                        bucket.attr_correct += int(attributes_correct)
+                        for j, ok in enumerate(heads_correct or ()):
+                            bucket.head_correct[j] += int(ok)
             else:
                 bucket.absent_total += 1
                 bucket.absent_correct += int(not found)
@@ -77,6 +93,9 @@ class ReferringMetrics:
             'target_acc': pct(b.present_found, b.present_total),
             'no_target_acc': pct(b.absent_correct, b.absent_total),
             'attribute_acc': pct(b.attr_correct, b.attr_total),
+            'attribute_acc_found': pct(b.attr_found_correct, b.attr_found_total),
+            'attribute_head_acc': {name: pct(n, b.attr_total) for name, n in
+                                   zip(('category', 'color', 'size'), b.head_correct)},
         }
 
     def summary(self) -> dict:

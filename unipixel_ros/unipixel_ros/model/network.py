@@ -227,7 +227,7 @@ class UniPixelNet(nn.Module):
         if cfg.object_slots:
             from .objects import ObjectDecoder
             self.objects = ObjectDecoder(d, cfg.widths[0], cfg.widths[1], cfg.object_slots,
-                                         cfg.heads, cfg.fusion_blocks)
+                                         cfg.heads, cfg.fusion_blocks, cfg.use_depth)
             return
         self.fusion = nn.ModuleList(FusionBlock(d, cfg.heads) for _ in range(cfg.fusion_blocks))
         self.film = nn.Linear(d, 2 * d)
@@ -374,7 +374,10 @@ class UniPixelNet(nn.Module):
         """Language-free dense maps of the object decoder (see ``objects.ObjectDecoder.pixels``)."""
         stem, c2, c3, c4, c5 = self.backbone(image, with_stem=True)
         p3, p4, _ = self.fpn([c3, c4, c5])
-        return self.objects.pixels(stem, c2, p3, p4, self._coords)
+        maps = self.objects.pixels(stem, c2, p3, p4, self._coords)
+        if self.config.use_depth:
+            maps.update(self.objects.depth_maps(image))
+        return maps
 
     def finish_objects(self, image: torch.Tensor, maps: dict, masks: torch.Tensor,
                        scores: torch.Tensor, none: torch.Tensor,
@@ -394,6 +397,8 @@ class UniPixelNet(nn.Module):
         w4 = F.avg_pool2d(weights, 4)                               # (B, 1, h4, w4)
         obj = (tokens * w4).sum((2, 3)) / w4.sum((2, 3)).clamp(min=1e-3)
         obj = self.objects.pool_norm(obj)
+        if cfg.use_depth:
+            obj = self.objects.attribute_input(obj, self.objects.depth_geometry(w4, maps)[:, 0])
         return NetworkOutput(logits, exists, self.category_head(obj), self.color_head(obj),
                              self.size_head(obj))
 

@@ -214,7 +214,7 @@ def object_step_loss(net: UniPixelNet, batch: dict, prompts: tuple, mask_objects
         rows_t, picks_t = torch.tensor(rows), torch.tensor(picks)
         one_hot = torch.full((len(rows), k), -1e4)
         one_hot[torch.arange(len(rows)), picks_t] = 0.0
-        out = net.finish_objects(image[rows_t], {'tokens': maps['tokens'][rows_t]},
+        out = net.finish_objects(image[rows_t], {k: v[rows_t] for k, v in maps.items()},
                                  obj['masks'][rows_t], one_hot, torch.zeros(len(rows)))
         target_mask = mask_to_input(batch['full_masks'][rows_t, picks_t][:, None].float(),
                                     net.config.input_height, net.config.input_width)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .checkpoint import save_checkpoint
+from .checkpoint import save_checkpoint, warm_start
 from .data import TrainingCache, build_cache, mask_to_input, resize_depth
 from .losses import LossWeights, referring_loss
 from .network import ModelConfig, UniPixelNet
@@ -54,6 +54,7 @@ class TrainConfig:
     device: str = 'auto'                             # auto | cpu | cuda
     max_minutes: float = 0.0                         # 0 = no limit; stop cleanly when reached
     loss: dict = field(default_factory=dict)         # LossWeights overrides
+    init_from: str | None = None                     # warm start (see checkpoint.warm_start)
 
     @classmethod
     def load(cls, path: str | Path) -> 'TrainConfig':
@@ -266,6 +267,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     g = torch.Generator().manual_seed(cfg.seed)
     step, best = 0, -1.0
     last = out / 'last.pt'
+    if cfg.init_from and not last.is_file():
+        report = warm_start(net, cfg.init_from)
+        net.to(device)
+        tqdm.write(f"warm start from {cfg.init_from}: {len(report['copied'])} tensors copied, "
+                   f"grown {report['grown']}, new {report['new']}")
     if last.is_file():
         state = torch.load(last, weights_only=True, map_location=device)
         net.load_state_dict(state['model'])
