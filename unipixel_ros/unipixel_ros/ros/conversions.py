@@ -110,7 +110,10 @@ def numpy_to_image(arr: np.ndarray, encoding: str, header=None) -> Image:
 
 def mask_to_image(mask: np.ndarray, header=None) -> Image:
     """(H, W) bool/uint8 mask -> mono8 Image, 255 = object."""
-    return numpy_to_image(np.where(np.asarray(mask) > 0, 255, 0).astype(np.uint8), 'mono8', header)
+    mask = np.asarray(mask)
+    on = mask if mask.dtype == bool else mask > 0
+    # uint8 arithmetic on the bool view: ~5x faster than np.where's int64 temporary (per frame)
+    return numpy_to_image(on.view(np.uint8) * np.uint8(255), 'mono8', header)
 
 
 def camera_info_to_intrinsics(info: CameraInfo) -> CameraIntrinsics:

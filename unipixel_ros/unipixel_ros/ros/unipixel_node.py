@@ -123,8 +123,9 @@ class UnipixelNode(LifecycleNode):
         self._last_frame_geometry = None     # (intrinsics, frame_id) of the newest frame
         self._last_input = {'color': 0.0, 'depth': 0.0, 'info': 0.0}
         self._stats = {'frames_in': 0, 'frames_processed': 0, 'errors': 0}
-        self._latencies: deque = deque(maxlen=60)
-        self._model_ms: deque = deque(maxlen=60)
+        self._latencies: deque = deque(maxlen=600)       # stamp -> result publish, ms
+        self._input_delay_ms: deque = deque(maxlen=600)  # stamp -> synchronised, ms
+        self._model_ms: deque = deque(maxlen=600)
         self._worker_overhead_ms: deque = deque(maxlen=60)
         self._queue_wait_ms: deque = deque(maxlen=60)
         self._out_times: deque = deque(maxlen=60)
@@ -219,8 +220,12 @@ class UnipixelNode(LifecycleNode):
         try:
             model = str(resolve_checkpoint(path or None))
             kwargs = {}
-            if engine == 'onnxruntime' and self._param('threads'):
-                kwargs['threads'] = self._param('threads')
+            if engine == 'onnxruntime':
+                # no busy-waiting model threads: they would starve the executor thread that
+                # receives the camera (see OnnxRuntimeEngine's ``spin``)
+                kwargs['spin'] = False
+                if self._param('threads'):
+                    kwargs['threads'] = self._param('threads')
             if engine != 'tensorrt':
                 kwargs['device'] = self._param('device')
             if engine == 'torch' and self._param('threads'):
@@ -374,6 +379,7 @@ class UnipixelNode(LifecycleNode):
         self._last_stamp_ns = stamp_ns
         self._stats['frames_in'] += 1
         self._in_times.append(time.monotonic())
+        self._input_delay_ms.append(1e-6 * (self.get_clock().now().nanoseconds - stamp_ns))
         self._slot.put(Frame(color, depth, info, time.monotonic()))
 
     def _on_speech(self, msg: String) -> None:
@@ -681,6 +687,8 @@ class UnipixelNode(LifecycleNode):
         if not pubs:
             return
         pubs['result'].publish(result)
+        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+        self._latencies.append(1e3 * (self.get_clock().now().nanoseconds * 1e-9 - stamp))
         pubs['mask'].publish(result.mask)
         label = f'{result.query} {result.score:.2f}' if result.found else f'{result.query}: not found'
         box = None
@@ -712,8 +720,6 @@ class UnipixelNode(LifecycleNode):
         self._stats['frames_processed'] += 1
         now = time.monotonic()
         self._out_times.append(now)
-        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
-        self._latencies.append(1e3 * (self.get_clock().now().nanoseconds * 1e-9 - stamp))
         model_ms = self._model_ms[-1] if self._model_ms else 0.0
         self._stats['overhead_ms'] = 1e3 * (now - frame.received) - model_ms
         self._worker_overhead_ms.append(1e3 * (now - frame.taken) - model_ms)
@@ -812,7 +818,11 @@ class UnipixelNode(LifecycleNode):
         msg.message = self._last_message
         msg.input_rate_hz = rate(self._in_times)
         msg.output_rate_hz = rate(self._out_times)
-        msg.latency_ms_median = float(np.median(self._latencies)) if self._latencies else 0.0
+        latencies = np.asarray(self._latencies) if self._latencies else np.zeros(1)
+        msg.latency_ms_median = float(np.median(latencies))
+        msg.latency_ms_p95 = float(np.percentile(latencies, 95))
+        msg.input_delay_ms_median = (float(np.median(self._input_delay_ms))
+                                     if self._input_delay_ms else 0.0)
         msg.model_ms_median = float(np.median(self._model_ms)) if self._model_ms else 0.0
         for field, values in (('worker_overhead_ms_median', self._worker_overhead_ms),
                               ('queue_wait_ms_median', self._queue_wait_ms)):
