@@ -296,3 +296,23 @@ def test_tensorrt_fp16_matches_onnxruntime(export_dir, engines, tmp_path):
     assert ex.mask_iou(pa.mask, pb.mask) >= 0.98               # fp16 image engine
     trt_engine.close()
     shutil.rmtree(tmp_path / 'engines', ignore_errors=True)
+
+
+def test_attribute_verification_turns_a_contradicted_answer_into_not_found(checkpoint):
+    """verify_min_prob 1.0 rejects whatever the phrase names (no class has probability 1); a
+    phrase that names nothing, or verification off, keeps the answer."""
+    engine = create_engine('torch', str(checkpoint))
+    rgb, depth = synthetic_frame(seed=0)
+    strict = ReferringPredictor(engine, exists_threshold=0.0, mask_threshold=0.0,
+                                verify_attributes=('category', 'color'), verify_min_prob=1.0)
+    strict.set_query('the red cup')
+    pred = strict.predict(rgb, depth)
+    assert not pred.found and not pred.mask.any() and pred.box is None
+    assert pred.rejected.startswith('category: asked for cup')
+    strict.set_query('the thing on the left')
+    assert strict.predict(rgb, depth).found
+    off = ReferringPredictor(engine, exists_threshold=0.0, mask_threshold=0.0)
+    off.set_query('the red cup')
+    assert off.predict(rgb, depth).found and off.predict(rgb, depth).rejected == ''
+    with pytest.raises(ValueError, match='shape'):
+        ReferringPredictor(engine, verify_attributes=('shape',))

@@ -44,3 +44,19 @@ def test_config_files_resolve_without_a_ros_environment(monkeypatch):
     monkeypatch.delenv('AMENT_PREFIX_PATH', raising=False)
     assert config_file('unipixel.yaml').is_file()
     assert config_file('fastdds_large_messages.xml').is_file()
+
+
+@pytest.mark.parametrize('text, said', [
+    ('pick up the small red cup left of the blue bowl', ('cup', 'red', 'small')),
+    ('the medium-sized green box', ('box', 'green', 'medium')),
+    ('the orange ball right of the large bottle', ('ball', 'orange', None)),   # anchor's size
+    ('the biggest blue bottle', ('bottle', 'blue', None)),
+    ('could you grab the red one', (None, 'red', None)),
+    ('can you hand me the cans on the left', ('can', None, None)),            # verb vs noun
+    ('the mug', (None, None, None)),                                           # not our word
+    ('the red', (None, None, None)),                                           # no noun
+])
+def test_target_mentions_reads_the_first_noun_phrase(text, said):
+    from unipixel_ros.language.mentions import target_mentions
+    got = target_mentions(text)
+    assert (got['category'], got['color'], got['size']) == said

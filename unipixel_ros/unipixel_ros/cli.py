@@ -76,10 +76,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that turn the network's outputs into found / not found (shared by ``eval`` and
+    ``evaluate``); defaults are the shipped model's (``model.predictor.DEFAULT_*``)."""
+    from unipixel_ros.model import predictor as p
+    parser.add_argument('--threshold', type=float, default=p.DEFAULT_EXISTS_THRESHOLD,
+                        help='target-exists threshold (default %(default)s)')
+    parser.add_argument('--verify', default=','.join(p.DEFAULT_VERIFY_ATTRIBUTES) or 'none',
+                        help="attributes checked against the words, comma-separated from "
+                             "category,color,size, or 'none' (default %(default)s)")
+    parser.add_argument('--verify-min-prob', type=float, default=p.DEFAULT_VERIFY_MIN_PROB,
+                        help='reject when the named attribute has less probability than this '
+                             '(default %(default)s)')
+
+
+def make_predictor(engine, args: argparse.Namespace):
+    """A ReferringPredictor with the :func:`add_decision_arguments` options."""
+    from unipixel_ros.model.predictor import ReferringPredictor
+    verify = () if args.verify in ('', 'none') else tuple(
+        a.strip() for a in args.verify.split(',') if a.strip())
+    return ReferringPredictor(engine, exists_threshold=args.threshold, verify_attributes=verify,
+                              verify_min_prob=args.verify_min_prob)
+
+
+def decision_settings(predictor) -> dict:
+    """The decision settings to record next to metrics."""
+    return {'exists_threshold': predictor.exists_threshold,
+            'verify_attributes': list(predictor.verify_attributes),
+            'verify_min_prob': predictor.verify_min_prob}
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from unipixel_ros.engines import create_engine
     from unipixel_ros.model.evaluate import evaluate, plot_eval
-    from unipixel_ros.model.predictor import ReferringPredictor
 
     from unipixel_ros.model.checkpoint import CheckpointError
     try:
@@ -88,7 +117,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (CheckpointError, RuntimeError) as exc:
         print(f'unipixel-ros eval: {exc}', file=sys.stderr)
         return 1
-    predictor = ReferringPredictor(engine, exists_threshold=args.threshold)
+    try:
+        predictor = make_predictor(engine, args)
+    except ValueError as exc:
+        print(f'unipixel-ros eval: {exc}', file=sys.stderr)
+        return 2
     result = evaluate(predictor, args.data, limit_scenes=args.limit_scenes,
                       progress=not args.no_progress, split=args.split)
     if args.paraphrase:
@@ -98,7 +131,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result['paraphrase'] = {k: reworded[k] for k in ('ciou', 'miou', 'prec_50',
                                                          'target_acc', 'no_target_acc')}
     result.update(checkpoint=str(args.checkpoint or DEFAULT_CHECKPOINT), engine=args.engine,
-                  data=str(args.data), split=args.split or 'all')
+                  data=str(args.data), split=args.split or 'all', **decision_settings(predictor))
     print(json.dumps({k: v for k, v in result.items() if k != 'by_type'}, indent=2))
     if args.json:
         out = Path(args.json)
@@ -279,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          f'{DEFAULT_CHECKPOINT.name})')
     ev.add_argument('--engine', default='torch', choices=('torch', 'onnxruntime', 'tensorrt'))
     ev.add_argument('--device', default='cpu')
-    ev.add_argument('--threshold', type=float, default=0.5, help='target-exists threshold')
+    add_decision_arguments(ev)
     ev.add_argument('--limit-scenes', type=int, default=0, help='first N scenes only (0 = all)')
     ev.add_argument('--split', choices=('train', 'val', 'test'), default=None,
                     help='only this split of the dataset (default: every scene)')

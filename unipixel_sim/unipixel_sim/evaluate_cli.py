@@ -21,16 +21,16 @@ def add_arguments(parser) -> None:
     parser.add_argument('--json', required=True, help='write the report here (and a PNG beside it)')
     parser.add_argument('--checkpoint', help='.safetensors checkpoint (default: the shipped model)')
     parser.add_argument('--engine', default='onnxruntime', choices=('torch', 'onnxruntime', 'tensorrt'))
-    parser.add_argument('--threshold', type=float, default=0.5, help='target-exists threshold')
+    from unipixel_ros.cli import add_decision_arguments
+    add_decision_arguments(parser)
     parser.add_argument('--no-progress', action='store_true')
 
 
 def run_from_args(args) -> int:
     """Evaluate with parsed :func:`add_arguments` options; 0 on success, 1 on a bad model."""
-    from unipixel_ros.cli import resolve_checkpoint
+    from unipixel_ros.cli import decision_settings, make_predictor, resolve_checkpoint
     from unipixel_ros.engines import create_engine
     from unipixel_ros.model.checkpoint import CheckpointError
-    from unipixel_ros.model.predictor import ReferringPredictor
 
     if args.scenes < 1 or args.absent < 0:
         print('evaluate: --scenes must be >= 1 and --absent >= 0', file=sys.stderr)
@@ -40,13 +40,17 @@ def run_from_args(args) -> int:
     except (CheckpointError, RuntimeError) as exc:
         print(f'evaluate: {exc}', file=sys.stderr)
         return 1
-    predictor = ReferringPredictor(engine, exists_threshold=args.threshold)
+    try:
+        predictor = make_predictor(engine, args)
+    except ValueError as exc:
+        print(f'evaluate: {exc}', file=sys.stderr)
+        return 2
     from .closed_loop import evaluate_closed_loop, summary_line, write_report
 
     report = evaluate_closed_loop(predictor, args.scenes, args.seed, args.absent,
                                   progress=not args.no_progress)
     report.update(checkpoint=str(args.checkpoint or 'shipped'), engine=args.engine,
-                  exists_threshold=args.threshold)
+                  **decision_settings(predictor))
     write_report(report, args.json)
     print(json.dumps({k: v for k, v in report.items()
                       if k not in ('trials', 'absent_trials')}, indent=2))

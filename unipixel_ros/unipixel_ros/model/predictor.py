@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES
+from unipixel_ros.language.mentions import target_mentions
+
+#: Decision defaults for the shipped model, chosen on the val split (weights/MODEL_CARD.md); the
+#: node's parameters, ``unipixel-ros eval`` and ``unipixel-ros evaluate`` start from these.
+DEFAULT_EXISTS_THRESHOLD = 0.5
+DEFAULT_VERIFY_ATTRIBUTES: tuple = ()
+DEFAULT_VERIFY_MIN_PROB = 0.1
 
 
 @dataclass
@@ -22,10 +29,13 @@ class Prediction:
         mask_prob: (H, W) float32 in [0, 1] at the input image resolution.
         mask: (H, W) bool, ``mask_prob > mask_threshold`` (all False when not found).
         score: target-exists probability in [0, 1].
-        found: ``score >= exists_threshold`` and the mask is not empty.
+        found: ``score >= exists_threshold``, the mask is not empty and the attributes agree with
+            the words (see ``ReferringPredictor``'s verification).
         box: (x0, y0, x1, y1) int pixel box of ``mask`` (inclusive), or None.
         attributes: {'category'|'color'|'size': (name, probability)} of the pooled object token.
         timings: milliseconds per stage (preprocess, model, postprocess, total).
+        rejected: why a selection was turned into "not found" by the attribute check
+            (e.g. "category: asked for block, p = 0.03, sees can"), '' otherwise.
     """
 
     mask_prob: np.ndarray
@@ -35,6 +45,7 @@ class Prediction:
     box: tuple | None
     attributes: dict
     timings: dict = field(default_factory=dict)
+    rejected: str = ''
 
     def description(self) -> str:
         """A short noun phrase, e.g. 'a small red cup'."""
@@ -54,12 +65,26 @@ class ReferringPredictor:
         engine: an Engine (see ``unipixel_ros.engines``).
         exists_threshold: minimum target-exists probability to report ``found``.
         mask_threshold: probability above which a pixel belongs to the mask.
+        verify_attributes: attributes ('category', 'color', 'size') checked against the words:
+            when the phrase names one for its target (``language.mentions``) and the attribute
+            head gives the selected object a probability below ``verify_min_prob`` for it, the
+            answer becomes "not found" (``Prediction.rejected`` says why). () = no check.
+        verify_min_prob: see ``verify_attributes``.
     """
 
-    def __init__(self, engine, exists_threshold: float = 0.5, mask_threshold: float = 0.5) -> None:
+    def __init__(self, engine, exists_threshold: float = DEFAULT_EXISTS_THRESHOLD,
+                 mask_threshold: float = 0.5,
+                 verify_attributes: tuple = DEFAULT_VERIFY_ATTRIBUTES,
+                 verify_min_prob: float = DEFAULT_VERIFY_MIN_PROB) -> None:
         self.engine = engine
         self.exists_threshold = exists_threshold
         self.mask_threshold = mask_threshold
+        unknown = set(verify_attributes) - {'category', 'color', 'size'}
+        if unknown:
+            raise ValueError(f'verify_attributes: unknown attributes {sorted(unknown)}')
+        self.verify_attributes = tuple(verify_attributes)
+        self.verify_min_prob = float(verify_min_prob)
+        self._mentions: dict = {}
         self.query: str | None = None
         self._prompt: tuple[np.ndarray, np.ndarray] | None = None
         self._prompt_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -82,6 +107,7 @@ class ReferringPredictor:
             self._prompt_cache[text] = self.engine.encode_text(text)
         self._prompt = self._prompt_cache[text]
         self.query = text
+        self._mentions = target_mentions(text)
 
     def set_point(self, u: float, v: float, width: int, height: int) -> None:
         """Region prompt: the object at pixel (u, v) of a width x height image (describe)."""
@@ -89,9 +115,10 @@ class ReferringPredictor:
             raise ValueError(f'pixel ({u}, {v}) is outside the {width}x{height} image')
         self._prompt = self.engine.encode_point((u + 0.5) / width, (v + 0.5) / height)
         self.query = f'<point {u:.0f},{v:.0f}>'
+        self._mentions = {}
 
     def clear(self) -> None:
-        self.query, self._prompt = None, None
+        self.query, self._prompt, self._mentions = None, None, {}
 
     def predict(self, rgb: np.ndarray, depth_m: np.ndarray | None = None) -> Prediction:
         """Run the image graph on one frame.
@@ -112,19 +139,27 @@ class ReferringPredictor:
         score = float(1.0 / (1.0 + np.exp(-float(np.ravel(outputs['exists_logit'])[0]))))
         mask = prob > self.mask_threshold
         found = score >= self.exists_threshold and bool(mask.any())
+        attributes, rejected = {}, ''
+        for key, vocab_key in (('category', 'categories'), ('color', 'colors'), ('size', 'sizes')):
+            p = _softmax(np.asarray(outputs[f'{key}_logits'], np.float64).ravel())
+            k = int(p.argmax())
+            names = self.vocab[vocab_key]
+            attributes[key] = (names[k], float(p[k]))
+            said = self._mentions.get(key)
+            if (found and not rejected and key in self.verify_attributes and said in names
+                    and p[names.index(said)] < self.verify_min_prob):
+                rejected = (f'{key}: asked for {said}, p = {p[names.index(said)]:.2f}, '
+                            f'sees {names[k]}')
+        if rejected:
+            found = False
         if not found:
             mask = np.zeros_like(mask)
         box = None
         if found:
             ys, xs = np.nonzero(mask)
             box = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
-        attributes = {}
-        for key, vocab_key in (('category', 'categories'), ('color', 'colors'), ('size', 'sizes')):
-            p = _softmax(np.asarray(outputs[f'{key}_logits'], np.float64).ravel())
-            k = int(p.argmax())
-            attributes[key] = (self.vocab[vocab_key][k], float(p[k]))
         t2 = time.perf_counter()
         timings = dict(self.engine.last_timings)
         timings.update(model_ms=(t1 - t0) * 1e3, postprocess_ms=(t2 - t1) * 1e3,
                        total_ms=(t2 - t0) * 1e3)
-        return Prediction(prob, mask, score, found, box, attributes, timings)
+        return Prediction(prob, mask, score, found, box, attributes, timings, rejected)

@@ -49,6 +49,7 @@ from unipixel_msgs.srv import Describe, Segment
 from visualization_msgs.msg import Marker, MarkerArray
 
 from unipixel_ros.language import CommandAction, CommandError, parse_command
+from unipixel_ros.model.predictor import DEFAULT_VERIFY_ATTRIBUTES, DEFAULT_VERIFY_MIN_PROB
 from unipixel_ros.perception import GeometryConfig, GeometryError, GripperConfig
 from unipixel_ros.perception.pipeline import estimate_object_geometry
 from unipixel_ros.ros.conversions import (MessageConversionError, build_result,
@@ -62,6 +63,13 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ENGINES = ('torch', 'onnxruntime', 'tensorrt')
+
+
+def _attribute_list(value: str) -> tuple:
+    """'category,color' -> ('category', 'color'); 'none' or '' -> ()."""
+    if value.strip().lower() in ('', 'none'):
+        return ()
+    return tuple(a.strip() for a in value.split(',') if a.strip())
 
 
 @dataclass
@@ -161,6 +169,13 @@ class UnipixelNode(LifecycleNode):
         p('exists_threshold', 0.5, 'Target-exists probability to report found.', False, '[0, 1]')
         p('uncertain_threshold', 0.3, 'Below exists_threshold but above this: ask which one.', False, '[0, 1]')
         p('mask_threshold', 0.5, 'Mask probability threshold.', False, '[0, 1]')
+        p('verify_attributes', ','.join(DEFAULT_VERIFY_ATTRIBUTES) or 'none',
+          'Attributes checked against the words (comma-separated from category,color,size, or '
+          'none): a phrase naming one its selected object is unlikely to have is "not found".',
+          False)
+        p('verify_min_prob', DEFAULT_VERIFY_MIN_PROB,
+          'verify_attributes rejects below this probability of the named attribute.', False,
+          '[0, 1]')
         p('min_depth_m', 0.1, 'Closest valid depth, m.', False, '> 0')
         p('max_depth_m', 3.0, 'Farthest valid depth, m.', False, '> min_depth_m')
         p('voxel_size_m', 0.0075, 'Voxel grid of the cloud filter, m.', False, '(0, 0.05]')
@@ -177,8 +192,12 @@ class UnipixelNode(LifecycleNode):
         for prm in params:
             v = prm.value
             bad = None
-            if prm.name in ('exists_threshold', 'uncertain_threshold', 'mask_threshold') and not 0 <= v <= 1:
+            if prm.name in ('exists_threshold', 'uncertain_threshold', 'mask_threshold',
+                            'verify_min_prob') and not 0 <= v <= 1:
                 bad = 'must be in [0, 1]'
+            elif prm.name == 'verify_attributes' and not set(_attribute_list(v)) <= {
+                    'category', 'color', 'size'}:
+                bad = "must be 'none' or a comma-separated subset of category,color,size'
             elif prm.name in ('mask_alpha', 'pose_alpha') and not 0 < v <= 1:
                 bad = 'must be in (0, 1]'
             elif prm.name in ('slop', 'camera_info_timeout_s', 'min_depth_m', 'status_rate_hz',
@@ -236,8 +255,10 @@ class UnipixelNode(LifecycleNode):
             self._last_message = f'cannot load the {engine} engine from {path or "the shipped model"}: {exc}'
             self.get_logger().error(self._last_message)
             return TransitionCallbackReturn.FAILURE
-        self._predictor = ReferringPredictor(self._engine, self._param('exists_threshold'),
-                                             self._param('mask_threshold'))
+        self._predictor = ReferringPredictor(
+            self._engine, self._param('exists_threshold'), self._param('mask_threshold'),
+            verify_attributes=_attribute_list(self._param('verify_attributes')),
+            verify_min_prob=self._param('verify_min_prob'))
         warm_up()
         try:  # load the text encoder now, not on the first spoken command (seconds when cold)
             self._predictor.set_query('the object')
@@ -633,8 +654,10 @@ class UnipixelNode(LifecycleNode):
                 describe: bool = False):
         """Prediction -> (ReferringResult, ObjectGeometry | None), tracking when ``track``."""
         mask, found, score = pred.mask, pred.found, pred.score
-        if track:
+        if track:   # parameters may have changed since configure
             self._predictor.exists_threshold = self._param('exists_threshold')
+            self._predictor.verify_attributes = _attribute_list(self._param('verify_attributes'))
+            self._predictor.verify_min_prob = self._param('verify_min_prob')
         geometry, status = None, 'ok'
         if found:
             try:
@@ -655,7 +678,9 @@ class UnipixelNode(LifecycleNode):
             if found and state.mask_prob is not None:
                 mask = state.mask_prob > self._param('mask_threshold')
         description = self._describe(query, pred, geometry, describe)
-        if not found:
+        if pred.rejected:   # the words and the attribute heads disagree: not a "which one?"
+            status = f'not found ({pred.rejected})'
+        elif not found:
             status = 'not found' if pred.score < self._param('uncertain_threshold') else 'uncertain'
         voxel_cloud = (geometry is not None and self._param('publish_voxel_cloud')
                        and geometry.voxel_points is not None)
