@@ -26,6 +26,7 @@ Services: unipixel/segment (Segment), unipixel/describe (Describe); action: unip
 """
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import deque
@@ -197,7 +198,7 @@ class UnipixelNode(LifecycleNode):
                 bad = 'must be in [0, 1]'
             elif prm.name == 'verify_attributes' and not set(_attribute_list(v)) <= {
                     'category', 'color', 'size'}:
-                bad = "must be 'none' or a comma-separated subset of category,color,size'
+                bad = "must be 'none' or a comma-separated subset of category,color,size"
             elif prm.name in ('mask_alpha', 'pose_alpha') and not 0 < v <= 1:
                 bad = 'must be in (0, 1]'
             elif prm.name in ('slop', 'camera_info_timeout_s', 'min_depth_m', 'status_rate_hz',
@@ -270,6 +271,10 @@ class UnipixelNode(LifecycleNode):
         self._tracker = ObjectTracker(mask_alpha=self._param('mask_alpha'),
                                       pose_alpha=self._param('pose_alpha'),
                                       max_misses=self._param('max_misses'))
+        # The model and libraries are loaded: move their ~10^6 long-lived objects out of the
+        # cyclic collector's reach, so a full collection during streaming scans only new objects.
+        gc.collect()
+        gc.freeze()
         qos_override = QoSOverridingOptions.with_default_policies()
         mk = self.create_publisher
         self._pubs = {
