@@ -16,7 +16,7 @@ from unipixel_ros.language.mentions import target_mentions
 
 #: Decision defaults for the shipped model, chosen on the val split (weights/MODEL_CARD.md); the
 #: node's parameters, ``unipixel-ros eval`` and ``unipixel-ros evaluate`` start from these.
-DEFAULT_EXISTS_THRESHOLD = 0.5
+DEFAULT_EXISTS_THRESHOLD = 0.8
 DEFAULT_VERIFY_ATTRIBUTES: tuple = ()
 DEFAULT_VERIFY_MIN_PROB = 0.1
 

@@ -50,7 +50,8 @@ from unipixel_msgs.srv import Describe, Segment
 from visualization_msgs.msg import Marker, MarkerArray
 
 from unipixel_ros.language import CommandAction, CommandError, parse_command
-from unipixel_ros.model.predictor import DEFAULT_VERIFY_ATTRIBUTES, DEFAULT_VERIFY_MIN_PROB
+from unipixel_ros.model.predictor import (DEFAULT_EXISTS_THRESHOLD, DEFAULT_VERIFY_ATTRIBUTES,
+                                         DEFAULT_VERIFY_MIN_PROB)
 from unipixel_ros.perception import GeometryConfig, GeometryError, GripperConfig
 from unipixel_ros.perception.pipeline import estimate_object_geometry
 from unipixel_ros.ros.conversions import (MessageConversionError, build_result,
@@ -167,7 +168,8 @@ class UnipixelNode(LifecycleNode):
         p('model_path', '', 'Checkpoint (.safetensors) or ONNX export dir; empty = shipped model.', True)
         p('device', 'cpu', 'cpu | cuda (torch, onnxruntime).', True)
         p('threads', 2, 'CPU threads of the engine (0 = library default).', True, '>= 0')
-        p('exists_threshold', 0.5, 'Target-exists probability to report found.', False, '[0, 1]')
+        p('exists_threshold', DEFAULT_EXISTS_THRESHOLD, 'Target-exists probability to report found.',
+          False, '[0, 1]')
         p('uncertain_threshold', 0.3, 'Below exists_threshold but above this: ask which one.', False, '[0, 1]')
         p('mask_threshold', 0.5, 'Mask probability threshold.', False, '[0, 1]')
         p('verify_attributes', ','.join(DEFAULT_VERIFY_ATTRIBUTES) or 'none',
