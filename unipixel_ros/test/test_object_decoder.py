@@ -243,3 +243,23 @@ def test_depth_model_trains_on_object_batches():
     assert net.objects.attribute_geometry[0].weight.grad is None or torch.isfinite(
         net.objects.attribute_geometry[0].weight.grad).all()
     assert net.objects.attribute_geometry[2].weight.grad.abs().sum() > 0
+
+
+def test_a_training_run_becomes_a_shipped_checkpoint(tmp_path, capsys):
+    import json as _json
+
+    from unipixel_ros.cli import main
+    torch.manual_seed(0)
+    net = UniPixelNet(small_config())
+    run = tmp_path / 'run'
+    run.mkdir()
+    torch.save({'model': net.state_dict(), 'step': 7,
+                'model_config': _json.dumps(net.config.to_dict())}, run / 'last.pt')
+    out = tmp_path / 'w.safetensors'
+    assert main(['weights', '--run', str(run), '--out', str(out)]) == 0
+    loaded, meta = load_checkpoint(out)
+    assert meta['extra']['step'] == 7
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(),
+                                                  loaded.state_dict().values()))
+    assert main(['weights', '--run', str(tmp_path / 'nothing'), '--out', str(out)]) == 1
+    assert 'no last.pt' in capsys.readouterr().err

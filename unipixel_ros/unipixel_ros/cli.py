@@ -106,6 +106,18 @@ def decision_settings(predictor) -> dict:
             'verify_min_prob': predictor.verify_min_prob}
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    """``unipixel-ros weights --run DIR --out FILE``: a run's last.pt -> shipped safetensors."""
+    from unipixel_ros.model.checkpoint import CheckpointError, save_run_weights
+    try:
+        step = save_run_weights(args.run, args.out)
+    except CheckpointError as exc:
+        print(f'unipixel-ros weights: {exc}', file=sys.stderr)
+        return 1
+    print(f'wrote {args.out} (step {step} of {args.run})')
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from unipixel_ros.engines import create_engine
     from unipixel_ros.model.evaluate import evaluate, plot_eval
@@ -304,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument('--config', required=True, help='training config (JSON or YAML)')
     tr.add_argument('--no-progress', action='store_true')
     tr.set_defaults(func=cmd_train)
+
+    wt = sub.add_parser('weights', help="a training run's last.pt -> a .safetensors checkpoint")
+    wt.add_argument('--run', required=True, help='training out_dir (holds last.pt)')
+    wt.add_argument('--out', required=True, help='.safetensors file to write')
+    wt.set_defaults(func=cmd_weights)
 
     ev = sub.add_parser('eval', help='RefCOCO-style metrics on a generated dataset')
     ev.add_argument('--data', required=True, help='dataset folder (every split is test data unless --split)')

@@ -122,3 +122,23 @@ def warm_start(net: UniPixelNet, path: str | Path) -> dict:
                 raise CheckpointError(f'warm start from {path}: {key} has shape '
                                       f'{tuple(src.shape)} there, {tuple(value.shape)} here')
     return report
+
+
+def save_run_weights(run_dir: str | Path, out: str | Path, extra: dict | None = None) -> int:
+    """A training run's ``last.pt`` -> the shipped safetensors format at ``out``.
+
+    Returns the step the weights are from. Raises CheckpointError when ``last.pt`` is missing
+    or unreadable.
+    """
+    last = Path(run_dir) / 'last.pt'
+    if not last.is_file():
+        raise CheckpointError(f'no last.pt in {run_dir}')
+    try:
+        state = torch.load(last, weights_only=True, map_location='cpu')
+        net = UniPixelNet(ModelConfig.from_dict(json.loads(state['model_config'])))
+        net.load_state_dict(state['model'])
+    except Exception as exc:
+        raise CheckpointError(f'{last} is not a usable training checkpoint: {exc}') from exc
+    step = int(state['step'])
+    save_checkpoint(net, out, extra={'step': step, 'run': str(run_dir), **(extra or {})})
+    return step
