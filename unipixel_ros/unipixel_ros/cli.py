@@ -92,10 +92,9 @@ def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
 
 def make_predictor(engine, args: argparse.Namespace):
     """A ReferringPredictor with the :func:`add_decision_arguments` options."""
-    from unipixel_ros.model.predictor import ReferringPredictor
-    verify = () if args.verify in ('', 'none') else tuple(
-        a.strip() for a in args.verify.split(',') if a.strip())
-    return ReferringPredictor(engine, exists_threshold=args.threshold, verify_attributes=verify,
+    from unipixel_ros.model.predictor import ReferringPredictor, parse_attribute_list
+    return ReferringPredictor(engine, exists_threshold=args.threshold,
+                              verify_attributes=parse_attribute_list(args.verify),
                               verify_min_prob=args.verify_min_prob)
 
 

@@ -19,6 +19,15 @@ from unipixel_ros.language.mentions import target_mentions
 DEFAULT_EXISTS_THRESHOLD = 0.8
 DEFAULT_VERIFY_ATTRIBUTES: tuple = ()
 DEFAULT_VERIFY_MIN_PROB = 0.1
+VERIFIABLE_ATTRIBUTES = ('category', 'color', 'size')
+
+
+def parse_attribute_list(value: str) -> tuple:
+    """'category,color' -> ('category', 'color'); 'none' or '' -> () (the CLI / parameter form
+    of ``verify_attributes``; names are checked by :class:`ReferringPredictor`)."""
+    if value.strip().lower() in ('', 'none'):
+        return ()
+    return tuple(a.strip() for a in value.split(',') if a.strip())
 
 
 @dataclass
@@ -79,7 +88,7 @@ class ReferringPredictor:
         self.engine = engine
         self.exists_threshold = exists_threshold
         self.mask_threshold = mask_threshold
-        unknown = set(verify_attributes) - {'category', 'color', 'size'}
+        unknown = set(verify_attributes) - set(VERIFIABLE_ATTRIBUTES)
         if unknown:
             raise ValueError(f'verify_attributes: unknown attributes {sorted(unknown)}')
         self.verify_attributes = tuple(verify_attributes)

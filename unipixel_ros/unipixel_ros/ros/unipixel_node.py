@@ -51,7 +51,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from unipixel_ros.language import CommandAction, CommandError, parse_command
 from unipixel_ros.model.predictor import (DEFAULT_EXISTS_THRESHOLD, DEFAULT_VERIFY_ATTRIBUTES,
-                                         DEFAULT_VERIFY_MIN_PROB)
+                                         DEFAULT_VERIFY_MIN_PROB, VERIFIABLE_ATTRIBUTES,
+                                         parse_attribute_list)
 from unipixel_ros.perception import GeometryConfig, GeometryError, GripperConfig
 from unipixel_ros.perception.pipeline import estimate_object_geometry
 from unipixel_ros.ros.conversions import (MessageConversionError, build_result,
@@ -65,13 +66,6 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ENGINES = ('torch', 'onnxruntime', 'tensorrt')
-
-
-def _attribute_list(value: str) -> tuple:
-    """'category,color' -> ('category', 'color'); 'none' or '' -> ()."""
-    if value.strip().lower() in ('', 'none'):
-        return ()
-    return tuple(a.strip() for a in value.split(',') if a.strip())
 
 
 @dataclass
@@ -198,8 +192,8 @@ class UnipixelNode(LifecycleNode):
             if prm.name in ('exists_threshold', 'uncertain_threshold', 'mask_threshold',
                             'verify_min_prob') and not 0 <= v <= 1:
                 bad = 'must be in [0, 1]'
-            elif prm.name == 'verify_attributes' and not set(_attribute_list(v)) <= {
-                    'category', 'color', 'size'}:
+            elif prm.name == 'verify_attributes' and not set(parse_attribute_list(v)) <= set(
+                    VERIFIABLE_ATTRIBUTES):
                 bad = "must be 'none' or a comma-separated subset of category,color,size"
             elif prm.name in ('mask_alpha', 'pose_alpha') and not 0 < v <= 1:
                 bad = 'must be in (0, 1]'
@@ -260,7 +254,7 @@ class UnipixelNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._predictor = ReferringPredictor(
             self._engine, self._param('exists_threshold'), self._param('mask_threshold'),
-            verify_attributes=_attribute_list(self._param('verify_attributes')),
+            verify_attributes=parse_attribute_list(self._param('verify_attributes')),
             verify_min_prob=self._param('verify_min_prob'))
         warm_up()
         try:  # load the text encoder now, not on the first spoken command (seconds when cold)
@@ -273,8 +267,8 @@ class UnipixelNode(LifecycleNode):
         self._tracker = ObjectTracker(mask_alpha=self._param('mask_alpha'),
                                       pose_alpha=self._param('pose_alpha'),
                                       max_misses=self._param('max_misses'))
-        # The model and libraries are loaded: move their ~10^6 long-lived objects out of the
-        # cyclic collector's reach, so a full collection during streaming scans only new objects.
+        # The model and libraries are loaded: move their long-lived objects out of the cyclic
+        # collector's reach, so a full collection during streaming scans only new objects.
         gc.collect()
         gc.freeze()
         qos_override = QoSOverridingOptions.with_default_policies()
@@ -663,7 +657,8 @@ class UnipixelNode(LifecycleNode):
         mask, found, score = pred.mask, pred.found, pred.score
         if track:   # parameters may have changed since configure
             self._predictor.exists_threshold = self._param('exists_threshold')
-            self._predictor.verify_attributes = _attribute_list(self._param('verify_attributes'))
+            self._predictor.verify_attributes = parse_attribute_list(
+                self._param('verify_attributes'))
             self._predictor.verify_min_prob = self._param('verify_min_prob')
         geometry, status = None, 'ok'
         if found:
