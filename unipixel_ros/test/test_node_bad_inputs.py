@@ -197,3 +197,46 @@ def test_bad_commands_get_a_readable_reply(client, text, expected):
     client.speech.publish(String(data=text))
     assert client.spin(10.0, until=lambda: any(expected in r for r in client.replies[before:]))
     assert client.valid_frame_answered()
+
+
+@pytest.mark.parametrize('name, value, accepted', [
+    ('verify_attributes', 'shape', False),
+    ('verify_min_prob', 1.5, False),
+    ('exists_threshold', -0.1, False),
+    ('verify_attributes', 'category,color', True),
+    ('verify_attributes', 'none', True),
+])
+def test_decision_parameters_are_validated(client, name, value, accepted):
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    service = client.node.create_client(SetParameters, '/unipixel_node/set_parameters')
+    try:
+        assert service.wait_for_service(timeout_sec=10.0), 'no parameter services on unipixel_node'
+        future = service.call_async(SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        assert client.spin(10.0, until=future.done), 'set_parameters timed out'
+        result = future.result().results[0]
+        assert result.successful == accepted, result.reason
+        if not accepted:
+            assert name in result.reason
+    finally:
+        client.node.destroy_client(service)
+    client.speech.publish(String(data='show me the red box'))
+    client.spin(0.5)
+    assert client.valid_frame_answered(), 'the node stopped serving after a parameter change'
+
+
+def test_lifecycle_state_service_answers(client):
+    """The lifecycle services are served (the node once hid them and its parameter services
+    from the executor by reusing rclpy.Node's ``_services`` attribute)."""
+    from lifecycle_msgs.srv import GetState
+
+    service = client.node.create_client(GetState, '/unipixel_node/get_state')
+    try:
+        assert service.wait_for_service(timeout_sec=10.0)
+        future = service.call_async(GetState.Request())
+        assert client.spin(10.0, until=future.done), 'get_state timed out'
+        assert future.result().current_state.label == 'active'
+    finally:
+        client.node.destroy_client(service)

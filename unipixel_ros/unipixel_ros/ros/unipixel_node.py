@@ -109,7 +109,7 @@ class UnipixelNode(LifecycleNode):
         self._running = False
         self._subs = []
         self._pubs = {}
-        self._services = []
+        self._query_services = []      # not `_services`: rclpy.Node keeps its own list there
         self._action = None
         self._sync = None
         self._active_query = ''             # referring expression being tracked
@@ -289,7 +289,7 @@ class UnipixelNode(LifecycleNode):
             'reply': mk(String, 'unipixel/reply', RELIABLE),
             'status': mk(PipelineStatus, 'unipixel/status', LATCHED),
         }
-        self._services = [
+        self._query_services = [
             self.create_service(Segment, 'unipixel/segment', self._on_segment,
                                 callback_group=self._wait_group),
             self.create_service(Describe, 'unipixel/describe', self._on_describe,
@@ -367,9 +367,9 @@ class UnipixelNode(LifecycleNode):
         if self._action is not None:
             self._action.destroy()
             self._action = None
-        for srv in self._services:
+        for srv in self._query_services:
             self.destroy_service(srv)
-        self._services = []
+        self._query_services = []
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
         self._pubs = {}
