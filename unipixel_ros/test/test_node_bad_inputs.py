@@ -199,14 +199,8 @@ def test_bad_commands_get_a_readable_reply(client, text, expected):
     assert client.valid_frame_answered()
 
 
-@pytest.mark.parametrize('name, value, accepted', [
-    ('verify_attributes', 'shape', False),
-    ('verify_min_prob', 1.5, False),
-    ('exists_threshold', -0.1, False),
-    ('verify_attributes', 'category,color', True),
-    ('verify_attributes', 'none', True),
-])
-def test_decision_parameters_are_validated(client, name, value, accepted):
+def _set_parameter(client, name, value):
+    """SetParameters on unipixel_node -> rcl_interfaces/SetParametersResult."""
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
 
@@ -216,12 +210,23 @@ def test_decision_parameters_are_validated(client, name, value, accepted):
         future = service.call_async(SetParameters.Request(
             parameters=[Parameter(name, value=value).to_parameter_msg()]))
         assert client.spin(10.0, until=future.done), 'set_parameters timed out'
-        result = future.result().results[0]
-        assert result.successful == accepted, result.reason
-        if not accepted:
-            assert name in result.reason
+        return future.result().results[0]
     finally:
         client.node.destroy_client(service)
+
+
+@pytest.mark.parametrize('name, value, accepted', [
+    ('verify_attributes', 'shape', False),
+    ('verify_min_prob', 1.5, False),
+    ('exists_threshold', -0.1, False),
+    ('verify_attributes', 'category,color', True),
+    ('verify_attributes', 'none', True),
+])
+def test_decision_parameters_are_validated(client, name, value, accepted):
+    result = _set_parameter(client, name, value)
+    assert result.successful == accepted, result.reason
+    if not accepted:
+        assert name in result.reason
     client.speech.publish(String(data='show me the red box'))
     client.spin(0.5)
     assert client.valid_frame_answered(), 'the node stopped serving after a parameter change'
@@ -240,3 +245,20 @@ def test_lifecycle_state_service_answers(client):
         assert future.result().current_state.label == 'active'
     finally:
         client.node.destroy_client(service)
+
+
+def test_a_new_exists_threshold_applies_to_the_next_frame(client):
+    """The node runs a random model with exists_threshold 0: everything is found. At 1.0 nothing
+    can be (the exists probability is below 1); back at 0.0 it is found again."""
+    client.speech.publish(String(data='show me the red box'))
+    client.spin(0.5)
+    try:
+        assert _set_parameter(client, 'exists_threshold', 1.0).successful
+        before = len(client.results)
+        assert client.valid_frame_answered()
+        assert not client.results[before:][-1].found
+    finally:
+        assert _set_parameter(client, 'exists_threshold', 0.0).successful
+    before = len(client.results)
+    assert client.valid_frame_answered()
+    assert client.results[before:][-1].found

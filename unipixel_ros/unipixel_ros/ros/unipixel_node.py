@@ -99,6 +99,7 @@ class UnipixelNode(LifecycleNode):
         super().__init__('unipixel_node', **kwargs)
         self._declare_parameters()
         self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(lambda _params: self._apply_decision_parameters())
         self._sensor_group = MutuallyExclusiveCallbackGroup()
         self._wait_group = ReentrantCallbackGroup()
         self._slot: LatestSlot[Frame] = LatestSlot()
@@ -216,6 +217,17 @@ class UnipixelNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=f'{prm.name}={v!r}: {bad}')
         return SetParametersResult(successful=True)
 
+    def _apply_decision_parameters(self) -> None:
+        """Hand the predictor the current thresholds and verification settings (at configure and
+        after every accepted parameter change, so the next prediction uses them)."""
+        predictor = self._predictor
+        if predictor is None:
+            return
+        predictor.exists_threshold = self._param('exists_threshold')
+        predictor.mask_threshold = self._param('mask_threshold')
+        predictor.verify_attributes = parse_attribute_list(self._param('verify_attributes'))
+        predictor.verify_min_prob = self._param('verify_min_prob')
+
     def _param(self, name):
         return self.get_parameter(name).value
 
@@ -252,10 +264,8 @@ class UnipixelNode(LifecycleNode):
             self._last_message = f'cannot load the {engine} engine from {path or "the shipped model"}: {exc}'
             self.get_logger().error(self._last_message)
             return TransitionCallbackReturn.FAILURE
-        self._predictor = ReferringPredictor(
-            self._engine, self._param('exists_threshold'), self._param('mask_threshold'),
-            verify_attributes=parse_attribute_list(self._param('verify_attributes')),
-            verify_min_prob=self._param('verify_min_prob'))
+        self._predictor = ReferringPredictor(self._engine)
+        self._apply_decision_parameters()
         warm_up()
         try:  # load the text encoder now, not on the first spoken command (seconds when cold)
             self._predictor.set_query('the object')
@@ -655,11 +665,6 @@ class UnipixelNode(LifecycleNode):
                 describe: bool = False):
         """Prediction -> (ReferringResult, ObjectGeometry | None), tracking when ``track``."""
         mask, found, score = pred.mask, pred.found, pred.score
-        if track:   # parameters may have changed since configure
-            self._predictor.exists_threshold = self._param('exists_threshold')
-            self._predictor.verify_attributes = parse_attribute_list(
-                self._param('verify_attributes'))
-            self._predictor.verify_min_prob = self._param('verify_min_prob')
         geometry, status = None, 'ok'
         if found:
             try:
