@@ -23,7 +23,8 @@ def test_bench_node_measures_a_real_node(tmp_path):
     run = subprocess.run(
         [sys.executable, '-m', 'unipixel_ros.cli', 'bench', 'node', '--engine', 'torch',
          '--checkpoint', str(ckpt), '--seconds', '4', '--rate', '10', '--threads', '1',
-         '--json', str(out)], capture_output=True, text=True, timeout=240)
+         '--json', str(out), '--subscribe-all', '--param', 'geometry_threads:=0'],
+        capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
     assert all(result.get(k) is not None for k in CONTRACT), result
@@ -36,3 +37,7 @@ def test_bench_node_measures_a_real_node(tmp_path):
     assert result['received_latency_ms_median'] >= 0.9 * result['latency_ms_median']
     assert result['latency_ms_p95'] >= result['latency_ms_median']
     assert result['input_delay_ms_median'] > 0 and result['rss_mb'] > 50
+    # the visual outputs are built only for subscribers; this run subscribed to all of them
+    assert result['node_params'] == ['geometry_threads:=0']
+    assert result['outputs_received']['overlay'] >= 10, result['outputs_received']
+    assert result['outputs_received']['mask'] >= 10, result['outputs_received']

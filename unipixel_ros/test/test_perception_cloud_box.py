@@ -113,6 +113,26 @@ def test_statistical_outlier_removal_is_available():
         filter_object_cloud(np.zeros((0, 3), np.float32), None, _config())
 
 
+def test_geometry_threads_bound_open3d_and_keep_the_result():
+    import open3d as o3d
+    from unipixel_ros.perception import set_geometry_threads
+
+    rng = np.random.default_rng(4)
+    obj, _ = _box_surface((0.06, 0.04, 0.08), 0.3, rng)
+    support = _on_plane(2000, rng, half=0.12)
+    default = filter_object_cloud(obj, None, _config(), support_points=support)
+    try:
+        set_geometry_threads(1)
+        assert o3d.utility.get_max_threads() == 1
+        single = filter_object_cloud(obj, None, _config(), support_points=support)
+    finally:
+        set_geometry_threads(0)
+    np.testing.assert_array_equal(single.index, default.index)
+    for bad in (-1, 1.5):
+        with pytest.raises(GeometryError, match='non-negative integer'):
+            set_geometry_threads(bad)
+
+
 @pytest.mark.parametrize('yaw_deg', [0.0, 20.0, 45.0, 80.0])
 def test_gravity_aligned_box_from_a_partial_view(yaw_deg):
     rng = np.random.default_rng(4)

@@ -209,7 +209,8 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
         print(f'unipixel-ros bench node: {exc}', file=sys.stderr)
         return 1
     result = bench_node(engine=args.engine, model_path=str(ckpt), seconds=args.seconds,
-                        rate_hz=args.rate, data=args.data, threads=args.threads)
+                        rate_hz=args.rate, data=args.data, threads=args.threads,
+                        node_params=args.param, subscribe_all=args.subscribe_all)
     print(json.dumps(result, indent=2, sort_keys=True))
     out = Path(args.json)
     _write_json(out, result)
@@ -358,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument('--rate', type=float, default=15.0, help='input frame rate, Hz')
     node.add_argument('--threads', type=int, default=2, help='engine CPU threads')
     node.add_argument('--data', help='dataset folder to take frames from (default: analytic scene)')
+    node.add_argument('--param', action='append', default=[], metavar='NAME:=VALUE',
+                      help='extra unipixel_node parameter (repeatable), e.g. geometry_threads:=0')
+    node.add_argument('--subscribe-all', action='store_true',
+                      help='also subscribe to mask, overlay, cloud and markers, as RViz would (the '
+                           'node builds those outputs only for subscribers)')
     node.set_defaults(func=cmd_bench_node)
 
     ball = bench_sub.add_parser('all', help='geometry, model and node benchmarks -> one JSON + PNG')

@@ -4,7 +4,8 @@ Free of ROS: inputs are numpy arrays and plain values, outputs are dataclasses i
 optical frame (x right, y down, z forward, metres). open3d is imported on first use.
 """
 from .box import ObjectBox, estimate_object_box
-from .cloud import FilteredCloud, filter_object_cloud, fit_plane, voxelize
+from .cloud import (FilteredCloud, filter_object_cloud, fit_plane, set_geometry_threads,
+                    voxelize)
 from .depth import ACCEPTED_ENCODINGS, BackProjection, backproject, depth_to_metres
 from .errors import GeometryError
 from .grasp import GraspCandidate, GripperConfig, best_grasp, synthesize_grasps
@@ -23,6 +24,6 @@ __all__ = [
     'backproject', 'best_grasp', 'clean_mask', 'depth_to_metres', 'dilate_mask', 'erode_mask',
     'estimate_object_box', 'estimate_object_geometry', 'filter_object_cloud', 'fit_plane',
     'matrix_from_quaternion', 'pack_xyz', 'pack_xyzrgb', 'quaternion_from_matrix',
-    'reject_depth_discontinuities', 'ring_mask', 'synthesize_grasps', 'unpack_xyzrgb',
-    'voxelize', 'warm_up',
+    'reject_depth_discontinuities', 'ring_mask', 'set_geometry_threads', 'synthesize_grasps',
+    'unpack_xyzrgb', 'voxelize', 'warm_up',
 ]

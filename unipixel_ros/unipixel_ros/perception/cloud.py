@@ -33,6 +33,17 @@ def _o3d():
     return _O3D
 
 
+def set_geometry_threads(threads: int) -> None:
+    """Bound the CPU threads open3d's filters may use, process-wide (0 = open3d's default).
+
+    The object clouds are a few hundred voxels, too small for parallelism to pay; on a small
+    machine the extra worker threads only compete with the model and the ROS executor.
+    """
+    if int(threads) != threads or threads < 0:
+        raise GeometryError(f'geometry threads must be a non-negative integer, got {threads!r}')
+    _o3d().utility.set_max_threads(int(threads))
+
+
 def to_o3d(points: np.ndarray):
     """(N, 3) array -> ``open3d.geometry.PointCloud`` (float64 copy)."""
     o3d = _o3d()

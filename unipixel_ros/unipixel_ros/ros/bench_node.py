@@ -18,6 +18,11 @@ query.
   (latest-frame slot) and ``worker_overhead_ms_median`` (worker time per frame minus the model,
   including the outputs published after the result) split it further;
 * dropped frames (latest-frame policy) and the node's resident memory (psutil).
+
+The bench subscribes only to the result and the status, as a robot's task layer would; the node
+then skips drawing and publishing the mask, overlay, cloud and markers topics (it builds them
+only for subscribers). ``--subscribe-all`` adds RViz-like subscribers to those four and counts
+what arrives (``outputs_received``); ``--param NAME:=VALUE`` passes node parameters.
 """
 from __future__ import annotations
 
@@ -52,7 +57,13 @@ def _frames(data: str | None, width: int = 640, height: int = 480):
 
 
 def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float = 30.0,
-               rate_hz: float = 15.0, data: str | None = None, threads: int = 2) -> dict:
+               rate_hz: float = 15.0, data: str | None = None, threads: int = 2,
+               node_params: list | None = None, subscribe_all: bool = False) -> dict:
+    """Run the benchmark (see the module docstring) and return its JSON-ready summary.
+
+    ``node_params``: extra ``NAME:=VALUE`` node parameters. ``subscribe_all``: also subscribe
+    to the mask, overlay, cloud and markers topics, which the node only builds for subscribers.
+    """
     import psutil
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -73,6 +84,10 @@ def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float
                                           'FASTDDS_DEFAULT_PROFILES_FILE')})
     cmd = [sys.executable, '-m', 'unipixel_ros.ros.unipixel_node', '--ros-args',
            '-p', f'engine:={engine}', '-p', f'threads:={threads}', '-p', 'status_rate_hz:=2.0']
+    for param in node_params or ():
+        if ':=' not in param:
+            raise ValueError(f'node parameter {param!r} is not NAME:=VALUE')
+        cmd += ['-p', param]
     if model_path:
         cmd += ['-p', f'model_path:={model_path}']
     # the node's log goes to a file: a pipe nobody reads while the stream runs would block the
@@ -103,6 +118,18 @@ def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float
         latencies.append(1e3 * (now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)))
 
     node.create_subscription(ReferringResult, 'unipixel/result', on_result, reliable)
+    outputs_received: dict = {}
+    if subscribe_all:
+        from sensor_msgs.msg import PointCloud2
+        from visualization_msgs.msg import MarkerArray
+        for name, kind in (('mask', Image), ('overlay', Image), ('cloud', PointCloud2),
+                           ('markers', MarkerArray)):
+            outputs_received[name] = 0
+
+            def count(_msg, name=name):
+                outputs_received[name] += 1
+            node.create_subscription(kind, f'unipixel/{name}', count, reliable
+                                     if kind is MarkerArray else qos_profile_sensor_data)
     node.create_subscription(PipelineStatus, 'unipixel/status', statuses.append,
                              QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     try:
@@ -172,6 +199,7 @@ def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float
         'output_rate_hz': round(float(last.output_rate_hz), 2) if last else 0.0,
         'rss_mb': round(float(np.max(rss)), 1) if rss else None,
         'frames_source': data or 'analytic scene',
+        'outputs_received': outputs_received, 'node_params': list(node_params or ()),
         'query': frames[0][3],
         'node_log': log.name,
     }

@@ -163,6 +163,8 @@ class UnipixelNode(LifecycleNode):
         p('model_path', '', 'Checkpoint (.safetensors) or ONNX export dir; empty = shipped model.', True)
         p('device', 'cpu', 'cpu | cuda (torch, onnxruntime).', True)
         p('threads', 2, 'CPU threads of the engine (0 = library default).', True, '>= 0')
+        p('geometry_threads', 1, 'CPU threads of the cloud filters (open3d; 0 = its default).',
+          True, '>= 0')
         p('exists_threshold', DEFAULT_EXISTS_THRESHOLD, 'Target-exists probability to report found.',
           False, '[0, 1]')
         p('uncertain_threshold', 0.3, 'Below exists_threshold but above this: ask which one.', False, '[0, 1]')
@@ -207,7 +209,7 @@ class UnipixelNode(LifecycleNode):
                 bad = 'must be in (0, 0.5]'
             elif prm.name in ('queue_size', 'max_misses', 'pick_stable_frames') and v < 1:
                 bad = 'must be >= 1'
-            elif prm.name == 'threads' and v < 0:
+            elif prm.name in ('threads', 'geometry_threads') and v < 0:
                 bad = 'must be >= 0'
             elif prm.name == 'engine' and v not in ENGINES:
                 bad = f'must be one of {", ".join(ENGINES)}'
@@ -241,6 +243,7 @@ class UnipixelNode(LifecycleNode):
         from unipixel_ros.cli import resolve_checkpoint
         from unipixel_ros.engines import create_engine
         from unipixel_ros.model.predictor import ReferringPredictor
+        from unipixel_ros.perception.cloud import set_geometry_threads
         from unipixel_ros.perception.pipeline import warm_up
         from unipixel_ros.perception.tracking import ObjectTracker
 
@@ -266,6 +269,7 @@ class UnipixelNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._predictor = ReferringPredictor(self._engine)
         self._apply_decision_parameters()
+        set_geometry_threads(self._param('geometry_threads'))
         warm_up()
         try:  # load the text encoder now, not on the first spoken command (seconds when cold)
             self._predictor.set_query('the object')
@@ -721,17 +725,26 @@ class UnipixelNode(LifecycleNode):
         pubs['result'].publish(result)
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         self._latencies.append(1e3 * (self.get_clock().now().nanoseconds * 1e-9 - stamp))
-        pubs['mask'].publish(result.mask)
-        label = f'{result.query} {result.score:.2f}' if result.found else f'{result.query}: not found'
-        box = None
-        if result.found and result.bbox.width:
-            b = result.bbox
-            box = (b.x_offset, b.y_offset, b.x_offset + b.width - 1, b.y_offset + b.height - 1)
-        mask = image_to_numpy(result.mask) > 0 if result.found else None
-        pubs['overlay'].publish(numpy_to_image(draw_overlay(rgb, mask, box, label), 'rgb8', header))
+        # The image-sized and RViz-only outputs are built only for topics somebody subscribes to
+        # (lazy publishing, as image_transport does): drawing the overlay alone costs a few ms
+        # per frame that the next frame would otherwise wait for.
+        if self._has_subscribers('mask'):
+            pubs['mask'].publish(result.mask)
+        if self._has_subscribers('overlay'):
+            label = (f'{result.query} {result.score:.2f}' if result.found
+                     else f'{result.query}: not found')
+            box = None
+            if result.found and result.bbox.width:
+                b = result.bbox
+                box = (b.x_offset, b.y_offset, b.x_offset + b.width - 1, b.y_offset + b.height - 1)
+            mask = image_to_numpy(result.mask) > 0 if result.found else None
+            pubs['overlay'].publish(numpy_to_image(draw_overlay(rgb, mask, box, label), 'rgb8',
+                                                   header))
         if result.found and geometry is not None:
-            pubs['cloud'].publish(result.cloud)
-            pubs['markers'].publish(self._markers(result, header))
+            if self._has_subscribers('cloud'):
+                pubs['cloud'].publish(result.cloud)
+            if self._has_subscribers('markers'):
+                pubs['markers'].publish(self._markers(result, header))
         if result.found and result.grasp_valid:
             pubs['grasp'].publish(result.grasp)
             pubs['width'].publish(Float32(data=float(result.gripper_width)))
@@ -756,6 +769,9 @@ class UnipixelNode(LifecycleNode):
         self._stats['overhead_ms'] = 1e3 * (now - frame.received) - model_ms
         self._worker_overhead_ms.append(1e3 * (now - frame.taken) - model_ms)
         self._queue_wait_ms.append(1e3 * (frame.taken - frame.received))
+
+    def _has_subscribers(self, output: str) -> bool:
+        return self._pubs[output].get_subscription_count() > 0
 
     def _not_found_reply(self, result: ReferringResult) -> str:
         if result.status == 'uncertain':
