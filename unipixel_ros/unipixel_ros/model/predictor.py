@@ -165,8 +165,8 @@ class ReferringPredictor:
             mask = np.zeros_like(mask)
         box = None
         if found:
-            ys, xs = np.nonzero(mask)
-            box = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
+            ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            box = (int(xs[0]), int(ys[0]), int(xs[-1]), int(ys[-1]))
         t2 = time.perf_counter()
         timings = dict(self.engine.last_timings)
         timings.update(model_ms=(t1 - t0) * 1e3, postprocess_ms=(t2 - t1) * 1e3,
