@@ -185,7 +185,10 @@ def cmd_bench_model(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f'unipixel-ros bench model: {exc}', file=sys.stderr)
         return 1
+    from unipixel_ros.machine import machine_context
+    machine = machine_context()
     result = bench_model(ckpt, runs=args.runs, threads=args.threads)
+    result['machine'] = machine
     print(json.dumps(result, indent=2, sort_keys=True))
     out = Path(args.json)
     _write_json(out, result)
@@ -208,9 +211,12 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f'unipixel-ros bench node: {exc}', file=sys.stderr)
         return 1
+    from unipixel_ros.machine import machine_context
+    machine = machine_context()   # before the run: the load average then is not our own
     result = bench_node(engine=args.engine, model_path=str(ckpt), seconds=args.seconds,
                         rate_hz=args.rate, data=args.data, threads=args.threads,
                         node_params=args.param, subscribe_all=args.subscribe_all)
+    result['machine'] = machine
     print(json.dumps(result, indent=2, sort_keys=True))
     out = Path(args.json)
     _write_json(out, result)
