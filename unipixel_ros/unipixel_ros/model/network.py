@@ -2,7 +2,7 @@
 
 Two decoders share the backbone, FPN, text projection, point prompt and attribute heads:
 
-* ``object_slots > 0`` (the shipped unipixel_sim_v3): the object-centric decoder of
+* ``object_slots > 0`` (the shipped unipixel_sim_v4): the object-centric decoder of
   ``objects.py``: find every object (centre heatmap + instance masks), turn each into an object
   token, let the phrase pick one through object-text cross-attention; the mask is the
   selection-weighted mixture of instance masks refined at input size.
