@@ -16,8 +16,9 @@ import numpy as np
 def page_fault_us(megabytes: int = 32, repeats: int = 3) -> float:
     """Median microseconds to fault in one fresh 4 KiB page of anonymous memory.
 
-    Bare-metal Linux takes ~0.1-0.3 us; the 2-core VMs we benchmark on measured 8-22 us, which
-    is why the nodes keep freed memory (``ros.runtime.keep_freed_memory``).
+    Bare-metal Linux takes ~0.1-0.3 us; the 2-core VMs we benchmark on measured 1.9-22 us,
+    changing by the hour, which is why the nodes keep freed memory
+    (``ros.runtime.keep_freed_memory``).
     """
     page = mmap.PAGESIZE
     size = megabytes * 2**20

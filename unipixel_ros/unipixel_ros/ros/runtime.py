@@ -18,9 +18,10 @@ def keep_freed_memory() -> bool:
     Every camera frame allocates and frees the same few megabytes (message buffers, numpy
     temporaries). By default glibc serves blocks over 128 KiB with mmap and unmaps them on free,
     so each frame faults its pages in again; the usual real-time ROS 2 advice is to stop that.
-    On the 2-core VMs we measure on, a page fault costs 8-22 us (``make bench`` notes), i.e.
-    milliseconds per frame. Blocks up to 256 MiB now come from the heap and the heap is never
-    trimmed, so the memory is faulted in once and reused (resident memory stays at its peak).
+    On the 2-core VMs we measure on, a page fault costs 1.9-22 us depending on the hour (the
+    ``machine`` record of ``make bench``), i.e. up to milliseconds per frame. Blocks up to 256 MiB
+    now come from the heap and the heap is never trimmed, so the memory is faulted in once and
+    reused (resident memory stays at its peak).
 
     Returns:
         True when the C library accepted both settings (False off glibc, e.g. musl or macOS).
