@@ -13,6 +13,7 @@ import numpy as np
 
 from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES
 from unipixel_ros.language.mentions import target_mentions
+from unipixel_ros.perception.mask_ops import mask_bbox
 
 #: Decision defaults for the shipped model, chosen on the val split (weights/MODEL_CARD.md); the
 #: node's parameters, ``unipixel-ros eval`` and ``unipixel-ros evaluate`` start from these.
@@ -164,9 +165,10 @@ class ReferringPredictor:
         if not found:
             mask = np.zeros_like(mask)
         box = None
-        if found:
-            ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-            box = (int(xs[0]), int(ys[0]), int(xs[-1]), int(ys[-1]))
+        rows_cols = mask_bbox(mask) if found else None
+        if rows_cols is not None:
+            rows, cols = rows_cols
+            box = (int(cols.start), int(rows.start), int(cols.stop) - 1, int(rows.stop) - 1)
         t2 = time.perf_counter()
         timings = dict(self.engine.last_timings)
         timings.update(model_ms=(t1 - t0) * 1e3, postprocess_ms=(t2 - t1) * 1e3,
