@@ -7,11 +7,14 @@ A LifecycleNode (``autostart`` configures and activates it without a lifecycle m
 * on_activate: subscribe to the camera and speech topics and start the inference worker;
 * on_deactivate: unsubscribe, stop the worker; on_cleanup: destroy publishers, free the engine.
 
-Threads: the executor thread(s) only convert and hand over. Synchronised RGB-D frames go into a
-size-1 latest-frame slot; one worker thread takes the newest frame, runs the model on the cached
-text prompt (encoded once per command), the geometry, the tracker, and publishes. Services and
-the action wait for the worker in a reentrant callback group, so parameter/lifecycle services and
-the speech topic stay responsive.
+Threads: the camera topics are received on a hidden intake node (``_<name>_camera``) spun by its
+own executor thread (``camera_executor``: rclpy's C++ EventsExecutor by default; see
+``unipixel_ros.ros.camera_intake``), which only synchronises and hands over. Synchronised RGB-D
+frames go into a size-1 latest-frame slot; one worker thread takes the newest frame, runs the
+model on the cached text prompt (encoded once per command), the geometry, the tracker, and
+publishes. The node's own multi-threaded executor serves speech, clicks, parameters, lifecycle,
+the services and the action; services and the action wait for the worker in a reentrant callback
+group, so parameter/lifecycle services and the speech topic stay responsive.
 
 Topics (relative; see config/unipixel.yaml and the README API table):
   in : camera/camera/color/image_raw, camera/camera/aligned_depth_to_color/image_raw,
@@ -58,6 +61,7 @@ from unipixel_ros.perception.pipeline import estimate_object_geometry
 from unipixel_ros.ros.conversions import (MessageConversionError, build_result,
                                           camera_info_to_intrinsics, cloud_to_msg, color_to_rgb,
                                           image_to_numpy, numpy_to_image, pose_stamped)
+from unipixel_ros.ros.camera_intake import CAMERA_EXECUTORS, CameraIntake
 from unipixel_ros.ros.latest_slot import LatestSlot
 from unipixel_ros.visualization import draw_overlay
 
@@ -109,6 +113,7 @@ class UnipixelNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._running = False
         self._subs = []
+        self._intake: CameraIntake | None = None
         self._pubs = {}
         self._query_services = []      # not `_services`: rclpy.Node keeps its own list there
         self._action = None
@@ -159,6 +164,10 @@ class UnipixelNode(LifecycleNode):
         p('exact_sync', False, 'Require identical stamps instead of approximate sync.', True)
         p('camera_info_timeout_s', 2.0, 'Report a missing input after this many seconds.', False, '> 0')
         p('sensor_qos_reliable', False, 'Camera subscriptions reliable instead of best effort.', True)
+        p('camera_executor', 'events',
+          'Executor of the camera subscriptions: events (rclpy C++ EventsExecutor on its own '
+          'thread), single_threaded (rclpy Python executor on its own thread) or node (the '
+          "node's own multi-threaded executor).", True)
         p('engine', 'onnxruntime', 'Inference back-end: torch | onnxruntime | tensorrt.', True)
         p('model_path', '', 'Checkpoint (.safetensors) or ONNX export dir; empty = shipped model.', True)
         p('device', 'cpu', 'cpu | cuda (torch, onnxruntime).', True)
@@ -211,6 +220,8 @@ class UnipixelNode(LifecycleNode):
                 bad = 'must be >= 1'
             elif prm.name in ('threads', 'geometry_threads') and v < 0:
                 bad = 'must be >= 0'
+            elif prm.name == 'camera_executor' and v not in CAMERA_EXECUTORS:
+                bad = f'must be one of {", ".join(CAMERA_EXECUTORS)}'
             elif prm.name == 'engine' and v not in ENGINES:
                 bad = f'must be one of {", ".join(ENGINES)}'
             elif prm.name == 'max_depth_m' and v <= self.get_parameter('min_depth_m').value:
@@ -248,6 +259,11 @@ class UnipixelNode(LifecycleNode):
         from unipixel_ros.perception.tracking import ObjectTracker
 
         engine, path = self._param('engine'), self._param('model_path')
+        if self._param('camera_executor') not in CAMERA_EXECUTORS:
+            self._last_message = (f"camera_executor {self._param('camera_executor')!r} is not one "
+                                  f"of {', '.join(CAMERA_EXECUTORS)}")
+            self.get_logger().error(self._last_message)
+            return TransitionCallbackReturn.FAILURE
         try:
             model = str(resolve_checkpoint(path or None))
             kwargs = {}
@@ -328,13 +344,24 @@ class UnipixelNode(LifecycleNode):
         self._sync = create_time_sync(self._param('exact_sync'), 3, self._param('queue_size'),
                                       self._param('slop'), self._on_synced)
         g = self._sensor_group
-        self._subs = [
-            self.create_subscription(Image, self._param('color_topic'),
-                                     lambda m: self._on_input('color', 0, m), sensor_qos, callback_group=g),
-            self.create_subscription(Image, self._param('depth_topic'),
-                                     lambda m: self._on_input('depth', 1, m), sensor_qos, callback_group=g),
-            self.create_subscription(CameraInfo, self._param('camera_info_topic'),
-                                     lambda m: self._on_input('info', 2, m), sensor_qos, callback_group=g),
+        camera = [(Image, self._param('color_topic'), lambda m: self._on_input('color', 0, m)),
+                  (Image, self._param('depth_topic'), lambda m: self._on_input('depth', 1, m)),
+                  (CameraInfo, self._param('camera_info_topic'),
+                   lambda m: self._on_input('info', 2, m))]
+        executor = self._param('camera_executor')
+        if executor == 'node':
+            self._subs = [self.create_subscription(t, topic, cb, sensor_qos, callback_group=g)
+                          for t, topic, cb in camera]
+        else:
+            self._subs = []
+            self._intake = CameraIntake(
+                self.context, f'_{self.get_name()}_camera',
+                [(t, self.resolve_topic_name(topic), cb) for t, topic, cb in camera],
+                sensor_qos, executor)
+            if self._intake.executor_kind != executor:
+                self.get_logger().warning(f'camera_executor {executor!r} is not available in this '
+                                          f'rclpy; using {self._intake.executor_kind!r}')
+        self._subs += [
             self.create_subscription(String, self._param('speech_topic'), self._on_speech, RELIABLE,
                                      callback_group=g),
             self.create_subscription(PointStamped, self._param('clicked_point_topic'),
@@ -350,6 +377,7 @@ class UnipixelNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._close_intake()
         self._stop_worker()
         for sub in self._subs:
             self.destroy_subscription(sub)
@@ -363,9 +391,15 @@ class UnipixelNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._close_intake()
         self._stop_worker()
         self._release()
         return TransitionCallbackReturn.SUCCESS
+
+    def _close_intake(self) -> None:
+        if self._intake is not None:
+            self._intake.close()
+            self._intake = None
 
     def _stop_worker(self) -> None:
         self._running = False
@@ -392,7 +426,8 @@ class UnipixelNode(LifecycleNode):
             self._engine = self._predictor = None
 
     def close(self) -> None:
-        """Stop the worker before the node is destroyed (process shutdown)."""
+        """Stop the camera intake and the worker before the node is destroyed (process shutdown)."""
+        self._close_intake()
         self._stop_worker()
 
     # ---- inputs (executor thread) --------------------------------------------------------------
