@@ -88,21 +88,33 @@ def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--verify-min-prob', type=float, default=p.DEFAULT_VERIFY_MIN_PROB,
                         help='reject when the named attribute has less probability than this '
                              '(default %(default)s)')
+    parser.add_argument('--metric-attributes', default='auto',
+                        help="category and size re-decided with the object's measured 3D box: "
+                             "'auto' = the head fitted for the checkpoint "
+                             "(<checkpoint>_metric_attributes.safetensors) if present, 'none', "
+                             'or a file from `unipixel-ros fit-attributes` (default %(default)s)')
 
 
-def make_predictor(engine, args: argparse.Namespace):
-    """A ReferringPredictor with the :func:`add_decision_arguments` options."""
+def make_predictor(engine, args: argparse.Namespace, checkpoint: str | Path | None = None):
+    """A ReferringPredictor with the :func:`add_decision_arguments` options (``checkpoint``:
+    the engine's checkpoint, for ``--metric-attributes auto``). Raises ValueError /
+    FileNotFoundError for a bad option or metric-attribute file."""
+    from unipixel_ros.model.metric_attributes import resolve_metric_attributes
     from unipixel_ros.model.predictor import ReferringPredictor, parse_attribute_list
     return ReferringPredictor(engine, exists_threshold=args.threshold,
                               verify_attributes=parse_attribute_list(args.verify),
-                              verify_min_prob=args.verify_min_prob)
+                              verify_min_prob=args.verify_min_prob,
+                              metric_attributes=resolve_metric_attributes(
+                                  getattr(args, 'metric_attributes', 'none'), checkpoint))
 
 
 def decision_settings(predictor) -> dict:
     """The decision settings to record next to metrics."""
+    head = predictor.metric_attributes
     return {'exists_threshold': predictor.exists_threshold,
             'verify_attributes': list(predictor.verify_attributes),
-            'verify_min_prob': predictor.verify_min_prob}
+            'verify_min_prob': predictor.verify_min_prob,
+            'metric_attributes': None if head is None else head.info.get('file')}
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -123,14 +135,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from unipixel_ros.model.checkpoint import CheckpointError
     try:
-        engine = create_engine(args.engine, str(resolve_checkpoint(args.checkpoint)),
-                               device=args.device)
+        checkpoint = resolve_checkpoint(args.checkpoint)
+        engine = create_engine(args.engine, str(checkpoint), device=args.device)
     except (CheckpointError, RuntimeError) as exc:
         print(f'unipixel-ros eval: {exc}', file=sys.stderr)
         return 1
     try:
-        predictor = make_predictor(engine, args)
-    except ValueError as exc:
+        predictor = make_predictor(engine, args, checkpoint)
+    except (ValueError, FileNotFoundError) as exc:
         print(f'unipixel-ros eval: {exc}', file=sys.stderr)
         return 2
     result = evaluate(predictor, args.data, limit_scenes=args.limit_scenes,
@@ -149,6 +161,84 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _write_json(out, result)
         plot_eval(result, out.with_suffix('.png'))
         print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+    return 0
+
+
+def cmd_fit_attributes(args: argparse.Namespace) -> int:
+    """``unipixel-ros fit-attributes``: fit the metric attribute head of a checkpoint.
+
+    Collects the network's answers on ``--data`` (scenes it never trained on), fits the head,
+    then scores the heads alone and the heads + geometry on ``--eval-data`` (held out).
+    """
+    import numpy as np
+
+    from unipixel_ros.engines import create_engine
+    from unipixel_ros.model.checkpoint import CheckpointError
+    from unipixel_ros.model.data import scene_dirs
+    from unipixel_ros.model.metric_attributes import (collect_samples,
+                                                      default_metric_attributes_path,
+                                                      fit_metric_attributes, plot_confusions)
+    from unipixel_ros.model.predictor import ReferringPredictor
+
+    try:
+        checkpoint = resolve_checkpoint(args.checkpoint)
+        engine = create_engine(args.engine, str(checkpoint))
+    except (CheckpointError, RuntimeError) as exc:
+        print(f'unipixel-ros fit-attributes: {exc}', file=sys.stderr)
+        return 1
+
+    def dirs(data: list, splits: str) -> list:
+        out = []
+        for d in data:
+            for split in splits.split(','):
+                out += scene_dirs(d, split.strip() or None)
+        if not out:
+            raise FileNotFoundError(f'no scenes in {data} (splits {splits})')
+        return out
+
+    predictor = ReferringPredictor(engine)
+    try:
+        fit_dirs, eval_dirs = dirs(args.data, args.split), dirs(args.eval_data, args.eval_split)
+    except FileNotFoundError as exc:
+        print(f'unipixel-ros fit-attributes: {exc}', file=sys.stderr)
+        return 1
+    fit = collect_samples(predictor, fit_dirs, progress=not args.no_progress)
+    held = collect_samples(predictor, eval_dirs, progress=not args.no_progress)
+    vocab = predictor.vocab
+    head = fit_metric_attributes(
+        fit['features'], fit['category'], fit['size'], vocab['categories'], vocab['sizes'],
+        seed=args.seed, info={'checkpoint': checkpoint.name, 'data': args.data,
+                              'split': args.split, 'samples': int(len(fit['category']))})
+    cat_logits, size_logits = head.logits(held['features'])
+    fused_cat, fused_size = cat_logits.argmax(1), size_logits.argmax(1)
+
+    def pct(x) -> float:
+        return round(100.0 * float(np.mean(x)), 2)
+
+    summary = {
+        'checkpoint': str(checkpoint), 'fit_scenes': len(fit_dirs), 'fit_samples': int(len(fit['category'])),
+        'eval_data': args.eval_data, 'eval_split': args.eval_split, 'eval_scenes': len(eval_dirs),
+        'eval_samples': int(len(held['category'])),
+        'network': {'category': pct(held['net_category'] == held['category']),
+                    'size': pct(held['net_size'] == held['size']),
+                    'both': pct((held['net_category'] == held['category'])
+                                & (held['net_size'] == held['size']))},
+        'network_geometry': {'category': pct(fused_cat == held['category']),
+                             'size': pct(fused_size == held['size']),
+                             'both': pct((fused_cat == held['category'])
+                                         & (fused_size == held['size']))},
+        'fit_loss': head.info['final_loss'],
+    }
+    head.info.update(eval=summary['network_geometry'], eval_network=summary['network'],
+                     eval_data=args.eval_data, eval_split=args.eval_split)
+    out = Path(args.out) if args.out else default_metric_attributes_path(checkpoint)
+    head.save(out)
+    summary['out'] = str(out)
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        _write_json(Path(args.json), summary)
+        plot_confusions(held, fused_cat, fused_size, vocab, Path(args.json).with_suffix('.png'))
+        print(f'wrote {args.json} and {Path(args.json).with_suffix(".png")}', file=sys.stderr)
     return 0
 
 
@@ -385,6 +475,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument('--parity-samples', type=int, default=8,
                         help='random samples for the torch vs ONNX Runtime check')
     export.set_defaults(func=cmd_export)
+
+    fa = sub.add_parser('fit-attributes', help="fit the metric attribute head (category and "
+                                               "size from the heads + the measured 3D box)")
+    fa.add_argument('--data', nargs='+', required=True,
+                    help='datasets the checkpoint never trained on (with --split)')
+    fa.add_argument('--split', default='val,test', help='comma-separated splits of --data')
+    fa.add_argument('--eval-data', nargs='+', required=True, help='held-out datasets to score on')
+    fa.add_argument('--eval-split', default='val', help='comma-separated splits of --eval-data')
+    fa.add_argument('--checkpoint', help=f'.safetensors checkpoint (default: the shipped '
+                                         f'{DEFAULT_CHECKPOINT.name})')
+    fa.add_argument('--engine', default='onnxruntime', choices=('torch', 'onnxruntime'))
+    fa.add_argument('--out', help='head file (default: <checkpoint>_metric_attributes.safetensors)')
+    fa.add_argument('--json', help='write the summary here (and confusion matrices as PNG)')
+    fa.add_argument('--seed', type=int, default=0)
+    fa.add_argument('--no-progress', action='store_true')
+    fa.set_defaults(func=cmd_fit_attributes)
 
     # listed for --help; main() hands everything after 'demo' to unipixel_sim.demo unparsed
     sub.add_parser('demo', help='the simulated end-to-end demo (as `make demo`; demo --help)',

@@ -36,13 +36,14 @@ def run_from_args(args) -> int:
         print('evaluate: --scenes must be >= 1 and --absent >= 0', file=sys.stderr)
         return 2
     try:
-        engine = create_engine(args.engine, str(resolve_checkpoint(args.checkpoint)))
+        checkpoint = resolve_checkpoint(args.checkpoint)
+        engine = create_engine(args.engine, str(checkpoint))
     except (CheckpointError, RuntimeError) as exc:
         print(f'evaluate: {exc}', file=sys.stderr)
         return 1
     try:
-        predictor = make_predictor(engine, args)
-    except ValueError as exc:
+        predictor = make_predictor(engine, args, checkpoint)
+    except (ValueError, FileNotFoundError) as exc:
         print(f'evaluate: {exc}', file=sys.stderr)
         return 2
     from .closed_loop import evaluate_closed_loop, summary_line, write_report

@@ -2,7 +2,9 @@
 
 Each expression is run exactly as the node runs it: ``set_query(text)`` then ``predict(rgb,
 depth)`` on the full-resolution frame, and scored at full resolution against the stored instance
-mask with :class:`ReferringMetrics`.
+mask with :class:`ReferringMetrics`. With a metric attribute head loaded, a found object's
+category and size are re-decided from its measured 3D box (``refine_attributes``), as the node
+does for the objects it describes.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from tqdm import tqdm
 from unipixel_ros.dataset.reader import load_scene
 
 from .data import scene_dirs
+from .metric_attributes import measure_found_object
 from .metrics import ReferringMetrics
 
 
@@ -43,6 +46,9 @@ def evaluate(predictor, data: str | Path, limit_scenes: int = 0, progress: bool 
             text = rewrite(expr['text']) if rewrite else expr['text']
             predictor.set_query(text)
             pred = predictor.predict(rec.rgb, rec.depth_m)
+            if predictor.metric_attributes is not None and pred.found:
+                predictor.refine_attributes(
+                    pred, measure_found_object(pred, rec.depth_m, rec.intrinsics))
             target = expr.get('target')
             exists = target is not None
             gt = rec.instances == (target + 1) if exists else np.zeros(rec.instances.shape, bool)

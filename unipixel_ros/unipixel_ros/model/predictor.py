@@ -46,6 +46,9 @@ class Prediction:
         timings: milliseconds per stage (preprocess, model, postprocess, total).
         rejected: why a selection was turned into "not found" by the attribute check
             (e.g. "category: asked for block, p = 0.03, sees can"), '' otherwise.
+        attribute_probs: {'category'|'color'|'size': (K,) float64 probabilities of the heads}.
+        attributes_source: 'network' (the heads alone) or 'network+geometry' (category and
+            size re-decided with the measured 3D box, see :meth:`ReferringPredictor.refine_attributes`).
     """
 
     mask_prob: np.ndarray
@@ -56,6 +59,8 @@ class Prediction:
     attributes: dict
     timings: dict = field(default_factory=dict)
     rejected: str = ''
+    attribute_probs: dict = field(default_factory=dict)
+    attributes_source: str = 'network'
 
     def description(self) -> str:
         """A short noun phrase, e.g. 'a small red cup'."""
@@ -80,13 +85,17 @@ class ReferringPredictor:
             head gives the selected object a probability below ``verify_min_prob`` for it, the
             answer becomes "not found" (``Prediction.rejected`` says why). () = no check.
         verify_min_prob: see ``verify_attributes``.
+        metric_attributes: a fitted :class:`~unipixel_ros.model.metric_attributes.MetricAttributeModel`
+            for :meth:`refine_attributes`, or None (the heads' answers stand).
     """
 
     def __init__(self, engine, exists_threshold: float = DEFAULT_EXISTS_THRESHOLD,
                  mask_threshold: float = 0.5,
                  verify_attributes: tuple = DEFAULT_VERIFY_ATTRIBUTES,
-                 verify_min_prob: float = DEFAULT_VERIFY_MIN_PROB) -> None:
+                 verify_min_prob: float = DEFAULT_VERIFY_MIN_PROB,
+                 metric_attributes=None) -> None:
         self.engine = engine
+        self.metric_attributes = metric_attributes
         self.exists_threshold = exists_threshold
         self.mask_threshold = mask_threshold
         unknown = set(verify_attributes) - set(VERIFIABLE_ATTRIBUTES)
@@ -100,6 +109,12 @@ class ReferringPredictor:
         self._prompt_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.vocab = engine.metadata.get('vocab') or {
             'categories': list(CATEGORIES), 'colors': list(COLORS), 'sizes': list(SIZES)}
+        if metric_attributes is not None and (
+                list(metric_attributes.categories) != list(self.vocab['categories'])
+                or list(metric_attributes.sizes) != list(self.vocab['sizes'])):
+            raise ValueError('the metric attribute head was fitted for another vocabulary '
+                             f'({metric_attributes.categories}, {metric_attributes.sizes}) than '
+                             f"the model's ({self.vocab['categories']}, {self.vocab['sizes']})")
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -149,12 +164,13 @@ class ReferringPredictor:
         score = float(1.0 / (1.0 + np.exp(-float(np.ravel(outputs['exists_logit'])[0]))))
         mask = prob > self.mask_threshold
         found = score >= self.exists_threshold and bool(mask.any())
-        attributes, rejected = {}, ''
+        attributes, attribute_probs, rejected = {}, {}, ''
         for key, vocab_key in (('category', 'categories'), ('color', 'colors'), ('size', 'sizes')):
             p = _softmax(np.asarray(outputs[f'{key}_logits'], np.float64).ravel())
             k = int(p.argmax())
             names = self.vocab[vocab_key]
             attributes[key] = (names[k], float(p[k]))
+            attribute_probs[key] = p
             said = self._mentions.get(key)
             if (found and not rejected and key in self.verify_attributes and said in names
                     and p[names.index(said)] < self.verify_min_prob):
@@ -173,4 +189,25 @@ class ReferringPredictor:
         timings = dict(self.engine.last_timings)
         timings.update(model_ms=(t1 - t0) * 1e3, postprocess_ms=(t2 - t1) * 1e3,
                        total_ms=(t2 - t0) * 1e3)
-        return Prediction(prob, mask, score, found, box, attributes, timings, rejected)
+        return Prediction(prob, mask, score, found, box, attributes, timings, rejected,
+                          attribute_probs)
+
+    def refine_attributes(self, pred: Prediction, geometry) -> Prediction:
+        """Re-decide category and size of a found object from its measured 3D box.
+
+        Args:
+            pred: this predictor's answer for the frame.
+            geometry: ``estimate_object_geometry`` of ``pred.mask`` on the same frame.
+        Returns:
+            ``pred`` itself, with ``attributes['category'|'size']`` replaced and
+            ``attributes_source = 'network+geometry'`` when a metric head is loaded, the
+            object was found and its geometry measured; unchanged otherwise.
+        """
+        head = self.metric_attributes
+        if head is None or geometry is None or not pred.found or not pred.attribute_probs:
+            return pred
+        category, size = head.predict(geometry, pred.attribute_probs['category'],
+                                      pred.attribute_probs['size'])
+        pred.attributes = dict(pred.attributes, category=category, size=size)
+        pred.attributes_source = 'network+geometry'
+        return pred

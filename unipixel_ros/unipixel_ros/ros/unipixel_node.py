@@ -174,6 +174,10 @@ class UnipixelNode(LifecycleNode):
         p('threads', 2, 'CPU threads of the engine (0 = library default).', True, '>= 0')
         p('geometry_threads', 1, 'CPU threads of the cloud filters (open3d; 0 = its default).',
           True, '>= 0')
+        p('metric_attributes', 'auto',
+          "Category and size of described objects re-decided with the measured 3D box: 'auto' "
+          '(the head fitted for the model, <checkpoint>_metric_attributes.safetensors, if '
+          "present), 'none', or a file from `unipixel-ros fit-attributes`.", True)
         p('exists_threshold', DEFAULT_EXISTS_THRESHOLD, 'Target-exists probability to report found.',
           False, '[0, 1]')
         p('uncertain_threshold', 0.3, 'Below exists_threshold but above this: ask which one.', False, '[0, 1]')
@@ -253,6 +257,7 @@ class UnipixelNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         from unipixel_ros.cli import resolve_checkpoint
         from unipixel_ros.engines import create_engine
+        from unipixel_ros.model.metric_attributes import resolve_metric_attributes
         from unipixel_ros.model.predictor import ReferringPredictor
         from unipixel_ros.perception.cloud import set_geometry_threads
         from unipixel_ros.perception.pipeline import warm_up
@@ -283,7 +288,22 @@ class UnipixelNode(LifecycleNode):
             self._last_message = f'cannot load the {engine} engine from {path or "the shipped model"}: {exc}'
             self.get_logger().error(self._last_message)
             return TransitionCallbackReturn.FAILURE
-        self._predictor = ReferringPredictor(self._engine)
+        try:
+            metric_head = resolve_metric_attributes(self._param('metric_attributes'), model)
+        except (FileNotFoundError, ValueError) as exc:
+            self._last_message = f'cannot load the metric attribute head: {exc}'
+            self.get_logger().error(self._last_message)
+            self._engine.close()
+            self._engine = None
+            return TransitionCallbackReturn.FAILURE
+        try:
+            self._predictor = ReferringPredictor(self._engine, metric_attributes=metric_head)
+        except ValueError as exc:   # a head fitted for another vocabulary
+            self._last_message = str(exc)
+            self.get_logger().error(self._last_message)
+            self._engine.close()
+            self._engine = None
+            return TransitionCallbackReturn.FAILURE
         self._apply_decision_parameters()
         set_geometry_threads(self._param('geometry_threads'))
         warm_up()
@@ -682,9 +702,9 @@ class UnipixelNode(LifecycleNode):
                 self._predictor.set_query(job.query)
                 query_text = job.query
             pred = self._predictor.predict(rgb, depth_m)
-            job.attributes = pred.attributes
             job.result, _ = self._answer(query_text, pred, depth, frame.depth.encoding, intr, rgb,
                                          header, track=False, describe=job.kind == 'point')
+            job.attributes = pred.attributes     # after _answer: refined by the measured box
             if job.kind == 'point' and not job.done.is_set():
                 self._reply(job.result.description if job.result.found
                             else "I don't see an object there.")
@@ -711,6 +731,8 @@ class UnipixelNode(LifecycleNode):
                                                     intr, rgb, self._geometry_config())
             except GeometryError as exc:
                 status = f'geometry failed: {exc}'
+        if not track:   # a one-shot answer or a description: category and size from the box too
+            self._predictor.refine_attributes(pred, geometry)
         if track:
             grasp = None if geometry is None else geometry.best_grasp
             state = self._tracker.update(
