@@ -82,6 +82,8 @@ def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
     from unipixel_ros.model import predictor as p
     parser.add_argument('--threshold', type=float, default=p.DEFAULT_EXISTS_THRESHOLD,
                         help='target-exists threshold (default %(default)s)')
+    parser.add_argument('--mask-threshold', type=float, default=p.DEFAULT_MASK_THRESHOLD,
+                        help='mask probability threshold (default %(default)s)')
     parser.add_argument('--verify', default=','.join(p.DEFAULT_VERIFY_ATTRIBUTES) or 'none',
                         help="attributes checked against the words, comma-separated from "
                              "category,color,size, or 'none' (default %(default)s)")
@@ -101,7 +103,12 @@ def make_predictor(engine, args: argparse.Namespace, checkpoint: str | Path | No
     FileNotFoundError for a bad option or metric-attribute file."""
     from unipixel_ros.model.metric_attributes import resolve_metric_attributes
     from unipixel_ros.model.predictor import ReferringPredictor, parse_attribute_list
+    for name in ('threshold', 'mask_threshold'):
+        value = getattr(args, name, 0.5)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
     return ReferringPredictor(engine, exists_threshold=args.threshold,
+                              mask_threshold=getattr(args, 'mask_threshold', 0.5),
                               verify_attributes=parse_attribute_list(args.verify),
                               verify_min_prob=args.verify_min_prob,
                               metric_attributes=resolve_metric_attributes(
@@ -112,6 +119,7 @@ def decision_settings(predictor) -> dict:
     """The decision settings to record next to metrics."""
     head = predictor.metric_attributes
     return {'exists_threshold': predictor.exists_threshold,
+            'mask_threshold': predictor.mask_threshold,
             'verify_attributes': list(predictor.verify_attributes),
             'verify_min_prob': predictor.verify_min_prob,
             'metric_attributes': None if head is None else head.info.get('file')}

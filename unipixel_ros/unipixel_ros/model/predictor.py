@@ -18,6 +18,7 @@ from unipixel_ros.perception.mask_ops import mask_bbox
 #: Decision defaults for the shipped model, chosen on the val split (weights/MODEL_CARD.md); the
 #: node's parameters, ``unipixel-ros eval`` and ``unipixel-ros evaluate`` start from these.
 DEFAULT_EXISTS_THRESHOLD = 0.8
+DEFAULT_MASK_THRESHOLD = 0.5
 DEFAULT_VERIFY_ATTRIBUTES: tuple = ()
 DEFAULT_VERIFY_MIN_PROB = 0.1
 VERIFIABLE_ATTRIBUTES = ('category', 'color', 'size')
@@ -90,7 +91,7 @@ class ReferringPredictor:
     """
 
     def __init__(self, engine, exists_threshold: float = DEFAULT_EXISTS_THRESHOLD,
-                 mask_threshold: float = 0.5,
+                 mask_threshold: float = DEFAULT_MASK_THRESHOLD,
                  verify_attributes: tuple = DEFAULT_VERIFY_ATTRIBUTES,
                  verify_min_prob: float = DEFAULT_VERIFY_MIN_PROB,
                  metric_attributes=None) -> None:

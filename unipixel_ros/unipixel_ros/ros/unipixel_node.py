@@ -671,7 +671,11 @@ class UnipixelNode(LifecycleNode):
             return
         header = frame.color.header
         self._last_frame_geometry = (intr, header.frame_id)
-        depth_m = depth.astype(np.float32) / 1000.0 if depth.dtype == np.uint16 else depth
+        # metres for the network only if it reads depth (the shipped model does not); the
+        # geometry decodes its own crop of the raw image
+        depth_m = None
+        if getattr(self._engine, 'use_depth', True):
+            depth_m = depth.astype(np.float32) / 1000.0 if depth.dtype == np.uint16 else depth
 
         jobs = []
         while self._jobs:
