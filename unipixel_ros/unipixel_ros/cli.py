@@ -68,6 +68,19 @@ def resolve_checkpoint(path: str | None) -> Path:
     return ckpt
 
 
+def open_engine(checkpoint_arg: str | None, engine: str, prog: str, **kwargs):
+    """(checkpoint path, engine) for a command's ``--checkpoint`` / ``--engine``, or None after
+    printing ``prog: reason`` to stderr (missing or corrupt checkpoint, engine unavailable)."""
+    from unipixel_ros.engines import create_engine
+    from unipixel_ros.model.checkpoint import CheckpointError
+    try:
+        checkpoint = resolve_checkpoint(checkpoint_arg)
+        return checkpoint, create_engine(engine, str(checkpoint), **kwargs)
+    except (CheckpointError, RuntimeError) as exc:
+        print(f'{prog}: {exc}', file=sys.stderr)
+        return None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from unipixel_ros.model.train import TrainConfig, train
 
@@ -138,16 +151,12 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from unipixel_ros.engines import create_engine
     from unipixel_ros.model.evaluate import evaluate, plot_eval
 
-    from unipixel_ros.model.checkpoint import CheckpointError
-    try:
-        checkpoint = resolve_checkpoint(args.checkpoint)
-        engine = create_engine(args.engine, str(checkpoint), device=args.device)
-    except (CheckpointError, RuntimeError) as exc:
-        print(f'unipixel-ros eval: {exc}', file=sys.stderr)
+    opened = open_engine(args.checkpoint, args.engine, 'unipixel-ros eval', device=args.device)
+    if opened is None:
         return 1
+    checkpoint, engine = opened
     try:
         predictor = make_predictor(engine, args, checkpoint)
     except (ValueError, FileNotFoundError) as exc:
@@ -180,20 +189,16 @@ def cmd_fit_attributes(args: argparse.Namespace) -> int:
     """
     import numpy as np
 
-    from unipixel_ros.engines import create_engine
-    from unipixel_ros.model.checkpoint import CheckpointError
     from unipixel_ros.model.data import scene_dirs
     from unipixel_ros.model.metric_attributes import (collect_samples,
                                                       default_metric_attributes_path,
                                                       fit_metric_attributes, plot_confusions)
     from unipixel_ros.model.predictor import ReferringPredictor
 
-    try:
-        checkpoint = resolve_checkpoint(args.checkpoint)
-        engine = create_engine(args.engine, str(checkpoint))
-    except (CheckpointError, RuntimeError) as exc:
-        print(f'unipixel-ros fit-attributes: {exc}', file=sys.stderr)
+    opened = open_engine(args.checkpoint, args.engine, 'unipixel-ros fit-attributes')
+    if opened is None:
         return 1
+    checkpoint, engine = opened
 
     def dirs(data: list, splits: str) -> list:
         out = []

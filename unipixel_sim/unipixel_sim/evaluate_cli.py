@@ -28,19 +28,15 @@ def add_arguments(parser) -> None:
 
 def run_from_args(args) -> int:
     """Evaluate with parsed :func:`add_arguments` options; 0 on success, 1 on a bad model."""
-    from unipixel_ros.cli import decision_settings, make_predictor, resolve_checkpoint
-    from unipixel_ros.engines import create_engine
-    from unipixel_ros.model.checkpoint import CheckpointError
+    from unipixel_ros.cli import decision_settings, make_predictor, open_engine
 
     if args.scenes < 1 or args.absent < 0:
         print('evaluate: --scenes must be >= 1 and --absent >= 0', file=sys.stderr)
         return 2
-    try:
-        checkpoint = resolve_checkpoint(args.checkpoint)
-        engine = create_engine(args.engine, str(checkpoint))
-    except (CheckpointError, RuntimeError) as exc:
-        print(f'evaluate: {exc}', file=sys.stderr)
+    opened = open_engine(args.checkpoint, args.engine, 'evaluate')
+    if opened is None:
         return 1
+    checkpoint, engine = opened
     try:
         predictor = make_predictor(engine, args, checkpoint)
     except (ValueError, FileNotFoundError) as exc:

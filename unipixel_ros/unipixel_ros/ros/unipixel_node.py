@@ -933,9 +933,9 @@ class UnipixelNode(LifecycleNode):
         msg.input_delay_ms_median = (float(np.median(self._input_delay_ms))
                                      if self._input_delay_ms else 0.0)
         msg.model_ms_median = float(np.median(self._model_ms)) if self._model_ms else 0.0
-        for field, values in (('worker_overhead_ms_median', self._worker_overhead_ms),
-                              ('queue_wait_ms_median', self._queue_wait_ms)):
-            setattr(msg, field, float(np.median(values)) if values else 0.0)
+        for name, values in (('worker_overhead_ms_median', self._worker_overhead_ms),
+                             ('queue_wait_ms_median', self._queue_wait_ms)):
+            setattr(msg, name, float(np.median(values)) if values else 0.0)
         msg.frames_in = self._stats['frames_in']
         msg.frames_processed = self._stats['frames_processed']
         msg.frames_dropped = self._slot.dropped
