@@ -21,24 +21,16 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 from unipixel_msgs.msg import PipelineStatus, ReferringResult  # noqa: E402
 
-from unipixel_ros.model.checkpoint import save_checkpoint  # noqa: E402
-from unipixel_ros.model.network import ModelConfig, UniPixelNet  # noqa: E402
-from unipixel_ros.perception import CameraIntrinsics  # noqa: E402
+from tiny_node_setup import INTR, H, W, save_tiny_checkpoint  # noqa: E402
 from unipixel_ros.ros.conversions import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
 
 pytestmark = pytest.mark.ros
-W, H = 160, 120
-INTR = CameraIntrinsics(fx=150.0, fy=150.0, cx=79.5, cy=59.5, width=W, height=H)
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-TINY = ModelConfig(input_width=64, input_height=48, dim=32, widths=(8, 8, 16, 16, 32),
-                   blocks=(1, 1, 1, 1), heads=2, fusion_blocks=1)
 
 
 @pytest.fixture(scope='module')
 def node_process(tmp_path_factory):
-    import torch
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(UniPixelNet(TINY), tmp_path_factory.mktemp('model') / 'tiny.safetensors')
+    ckpt = save_tiny_checkpoint(tmp_path_factory.mktemp('model'))
     proc = subprocess.Popen(
         [sys.executable, '-m', 'unipixel_ros.ros.unipixel_node', '--ros-args',
          '-p', 'engine:=torch', '-p', f'model_path:={ckpt}', '-p', 'threads:=1',

@@ -78,7 +78,7 @@ class CameraIntake:
             while self._running and self.node.context.ok():
                 self._executor.spin_once(timeout_sec=0.1)
         except ExternalShutdownException:
-            pass
+            return      # the process is shutting down (SIGINT): nothing left to receive
 
     def close(self, timeout_s: float = 2.0) -> None:
         """Stop the thread, then destroy the executor and the node (idempotent)."""
