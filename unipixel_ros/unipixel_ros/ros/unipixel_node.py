@@ -288,18 +288,11 @@ class UnipixelNode(LifecycleNode):
             self._last_message = f'cannot load the {engine} engine from {path or "the shipped model"}: {exc}'
             self.get_logger().error(self._last_message)
             return TransitionCallbackReturn.FAILURE
-        try:
-            metric_head = resolve_metric_attributes(self._param('metric_attributes'), model)
+        try:  # a missing or corrupt head, or one fitted for another vocabulary, is refused
+            self._predictor = ReferringPredictor(self._engine, metric_attributes=(
+                resolve_metric_attributes(self._param('metric_attributes'), model)))
         except (FileNotFoundError, ValueError) as exc:
-            self._last_message = f'cannot load the metric attribute head: {exc}'
-            self.get_logger().error(self._last_message)
-            self._engine.close()
-            self._engine = None
-            return TransitionCallbackReturn.FAILURE
-        try:
-            self._predictor = ReferringPredictor(self._engine, metric_attributes=metric_head)
-        except ValueError as exc:   # a head fitted for another vocabulary
-            self._last_message = str(exc)
+            self._last_message = f'cannot use the metric attribute head: {exc}'
             self.get_logger().error(self._last_message)
             self._engine.close()
             self._engine = None
@@ -450,7 +443,7 @@ class UnipixelNode(LifecycleNode):
         self._close_intake()
         self._stop_worker()
 
-    # ---- inputs (executor thread) --------------------------------------------------------------
+    # ---- inputs (camera intake thread; speech and clicks on the node's executor) -------------
     def _on_input(self, name: str, index: int, msg) -> None:
         self._last_input[name] = time.monotonic()
         old = self._sync.dropped_old
@@ -737,7 +730,7 @@ class UnipixelNode(LifecycleNode):
                 status = f'geometry failed: {exc}'
         if not track:   # a one-shot answer or a description: category and size from the box too
             self._predictor.refine_attributes(pred, geometry)
-        if track:
+        else:
             grasp = None if geometry is None else geometry.best_grasp
             state = self._tracker.update(
                 found, mask_prob=pred.mask_prob if found else None,
