@@ -10,8 +10,8 @@ re-decides category and size. Colour stays the network's.
 
 It is fitted (``unipixel-ros fit-attributes``) on the network's own answers on scenes the
 network never trained on, so it learns how far to trust each head; the result is a separate
-small file next to the checkpoint it was fitted for (``<checkpoint stem>_metric_attributes
-.safetensors``).
+small file next to the checkpoint it was fitted for
+(``<checkpoint stem>_metric_attributes.safetensors``).
 
 Inputs per object (``feature_vector``): box long side, short side and height (m), 1 if the box
 stands on a plane, the camera distance to the box centre (m), then the network's category and

@@ -202,7 +202,8 @@ class ReferringPredictor:
         Returns:
             ``pred`` itself, with ``attributes['category'|'size']`` replaced and
             ``attributes_source = 'network+geometry'`` when a metric head is loaded, the
-            object was found and its geometry measured; unchanged otherwise.
+            object was found and its geometry measured; unchanged otherwise. ``found`` is not
+            revisited: the words check (``verify_attributes``) ran on the heads in :meth:`predict`.
         """
         head = self.metric_attributes
         if head is None or geometry is None or not pred.found or not pred.attribute_probs:
