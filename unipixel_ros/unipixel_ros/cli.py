@@ -117,15 +117,15 @@ def make_predictor(engine, args: argparse.Namespace, checkpoint: str | Path | No
     from unipixel_ros.model.metric_attributes import resolve_metric_attributes
     from unipixel_ros.model.predictor import ReferringPredictor, parse_attribute_list
     for name in ('threshold', 'mask_threshold'):
-        value = getattr(args, name, 0.5)
+        value = getattr(args, name)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
     return ReferringPredictor(engine, exists_threshold=args.threshold,
-                              mask_threshold=getattr(args, 'mask_threshold', 0.5),
+                              mask_threshold=args.mask_threshold,
                               verify_attributes=parse_attribute_list(args.verify),
                               verify_min_prob=args.verify_min_prob,
                               metric_attributes=resolve_metric_attributes(
-                                  getattr(args, 'metric_attributes', 'none'), checkpoint))
+                                  args.metric_attributes, checkpoint))
 
 
 def decision_settings(predictor) -> dict:
@@ -225,21 +225,19 @@ def cmd_fit_attributes(args: argparse.Namespace) -> int:
     cat_logits, size_logits = head.logits(held['features'])
     fused_cat, fused_size = cat_logits.argmax(1), size_logits.argmax(1)
 
-    def pct(x) -> float:
-        return round(100.0 * float(np.mean(x)), 2)
+    def accuracy(category: np.ndarray, size: np.ndarray) -> dict:
+        """Percent right on the held-out objects: category, size, and both."""
+        cat_ok, size_ok = category == held['category'], size == held['size']
+        return {name: round(100.0 * float(np.mean(ok)), 2)
+                for name, ok in (('category', cat_ok), ('size', size_ok),
+                                 ('both', cat_ok & size_ok))}
 
     summary = {
         'checkpoint': str(checkpoint), 'fit_scenes': len(fit_dirs), 'fit_samples': int(len(fit['category'])),
         'eval_data': args.eval_data, 'eval_split': args.eval_split, 'eval_scenes': len(eval_dirs),
         'eval_samples': int(len(held['category'])),
-        'network': {'category': pct(held['net_category'] == held['category']),
-                    'size': pct(held['net_size'] == held['size']),
-                    'both': pct((held['net_category'] == held['category'])
-                                & (held['net_size'] == held['size']))},
-        'network_geometry': {'category': pct(fused_cat == held['category']),
-                             'size': pct(fused_size == held['size']),
-                             'both': pct((fused_cat == held['category'])
-                                         & (fused_size == held['size']))},
+        'network': accuracy(held['net_category'], held['net_size']),
+        'network_geometry': accuracy(fused_cat, fused_size),
         'fit_loss': head.info['final_loss'],
     }
     head.info.update(eval=summary['network_geometry'], eval_network=summary['network'],
