@@ -253,6 +253,29 @@ def cmd_fit_attributes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune_selection(args: argparse.Namespace) -> int:
+    """``unipixel-ros finetune-selection``: retrain a checkpoint's phrase -> object selection
+    on its own detected candidates (``model/selection_training.py``)."""
+    from unipixel_ros.model.checkpoint import CheckpointError
+    from unipixel_ros.model.selection_training import plot_history, run_finetune
+
+    try:
+        summary = run_finetune(args.checkpoint or DEFAULT_CHECKPOINT, args.data, args.val_data,
+                               args.out, epochs=args.epochs, lr=args.lr,
+                               batch_size=args.batch_size, exists_threshold=args.threshold,
+                               seed=args.seed, threads=args.threads,
+                               progress=not args.no_progress)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        print(f'unipixel-ros finetune-selection: {exc}', file=sys.stderr)
+        return 1
+    print(json.dumps({k: v for k, v in summary.items() if k != 'history'}, indent=2))
+    if args.json:
+        _write_json(Path(args.json), summary)
+        plot_history(summary['history'], Path(args.json).with_suffix('.png'))
+        print(f'wrote {args.json} and {Path(args.json).with_suffix(".png")}', file=sys.stderr)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from unipixel_ros.engines import EngineError
     from unipixel_ros.model.checkpoint import CheckpointError
@@ -502,6 +525,25 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument('--seed', type=int, default=0)
     fa.add_argument('--no-progress', action='store_true')
     fa.set_defaults(func=cmd_fit_attributes)
+
+    fs = sub.add_parser('finetune-selection',
+                        help="retrain a checkpoint's phrase -> object selection on the "
+                             "objects its own detector finds (image side frozen)")
+    fs.add_argument('--data', nargs='+', required=True, help='datasets whose train split is used')
+    fs.add_argument('--val-data', required=True, help='dataset whose val split picks the epoch')
+    fs.add_argument('--out', required=True, help='the new .safetensors checkpoint')
+    fs.add_argument('--checkpoint', help=f'starting checkpoint (default: the shipped '
+                                         f'{DEFAULT_CHECKPOINT.name})')
+    fs.add_argument('--epochs', type=int, default=6)
+    fs.add_argument('--lr', type=float, default=3e-4)
+    fs.add_argument('--batch-size', type=int, default=256)
+    fs.add_argument('--threshold', type=float, default=0.8,
+                    help='target-exists threshold of the val numbers (default %(default)s)')
+    fs.add_argument('--seed', type=int, default=0)
+    fs.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = default)')
+    fs.add_argument('--json', help='write the summary and history here (and a PNG of the curves)')
+    fs.add_argument('--no-progress', action='store_true')
+    fs.set_defaults(func=cmd_finetune_selection)
 
     # listed for --help; main() hands everything after 'demo' to unipixel_sim.demo unparsed
     sub.add_parser('demo', help='the simulated end-to-end demo (as `make demo`; demo --help)',
