@@ -117,3 +117,31 @@ def test_selection_metrics_report_mask_numbers_only_with_masks(net):
     both = CandidateSet.concat([with_masks, with_masks])
     assert both.masks.shape[0] == 2 * len(cache.scene_ids)
     assert CandidateSet.concat([without, without]).masks is None
+
+
+def test_mask_sharpness_turns_an_undecided_mixture_into_the_top_object(net, tmp_path):
+    from unipixel_ros.model.checkpoint import load_checkpoint, save_checkpoint
+    cache = synthetic_cache(scenes=1)
+    with torch.no_grad():
+        image = net.normalize_image(cache.rgb.float() / 255, cache.depth_mm.float() / 1000)
+        maps = net.image_maps(image)
+        obj = net.objects.objects(maps, net.objects.peaks(maps['heat']))
+        k = obj['masks'].shape[1]
+        undecided = torch.zeros(1, k)
+        undecided[0, :2] = torch.tensor([1.0, 0.6])      # 60 / 40 between two objects
+        one_hot = torch.full((1, k), -1e4)
+        one_hot[0, 0] = 0.0
+        none = torch.zeros(1)
+        soft = net.finish_objects(image, maps, obj['masks'], undecided, none).mask_logits
+        net.config.mask_sharpness = 64.0
+        sharp = net.finish_objects(image, maps, obj['masks'], undecided, none).mask_logits
+        top = net.finish_objects(image, maps, obj['masks'], one_hot, none).mask_logits
+        # the exists logit reads the raw scores: sharpness changes the mask only
+        assert torch.equal(net.objects.exists_logit(undecided, none),
+                           net.finish_objects(image, maps, obj['masks'], undecided,
+                                              none).exists_logit)
+    assert torch.allclose(sharp, top, atol=1e-3)
+    assert not torch.allclose(soft, top, atol=1e-2)
+    path = save_checkpoint(net, tmp_path / 'sharp.safetensors')
+    assert load_checkpoint(path)[0].config.mask_sharpness == 64.0
+    net.config.mask_sharpness = 1.0

