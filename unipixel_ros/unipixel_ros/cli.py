@@ -53,7 +53,7 @@ def cmd_bench_geometry(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / 'weights' / 'unipixel_sim_v4.safetensors'
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / 'weights' / 'unipixel_sim_v5.safetensors'
 
 
 def resolve_checkpoint(path: str | None) -> Path:
