@@ -316,3 +316,12 @@ def test_attribute_verification_turns_a_contradicted_answer_into_not_found(check
     assert off.predict(rgb, depth).found and off.predict(rgb, depth).rejected == ''
     with pytest.raises(ValueError, match='shape'):
         ReferringPredictor(engine, verify_attributes=('shape',))
+
+
+def test_the_export_cache_is_keyed_by_the_graph_code_too(checkpoint, monkeypatch):
+    """Same weights, changed graph code (network.py, objects.py, export.py): a new export, not
+    the one cached from the old code."""
+    before = ex.cached_export_dir(checkpoint)
+    assert before == ex.cached_export_dir(checkpoint)
+    monkeypatch.setattr(ex, 'graph_code_sha256', lambda: '0' * 64)
+    assert ex.cached_export_dir(checkpoint) != before

@@ -123,12 +123,26 @@ def cache_root() -> Path:
     return Path(base).expanduser() / 'unipixel_ros'
 
 
+#: The modules whose code defines the exported graphs: a change to any of them must not reuse an
+#: export cached from the old code (the weights alone do not identify the graph).
+GRAPH_SOURCES = ('network.py', 'objects.py', 'export.py')
+
+
+def graph_code_sha256() -> str:
+    """sha256 over the source of :data:`GRAPH_SOURCES`."""
+    digest = hashlib.sha256()
+    for name in GRAPH_SOURCES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()
+
+
 def cached_export_dir(checkpoint: str | Path) -> Path:
-    """``<cache_root>/onnx/<first 16 hex of the checkpoint sha256>``."""
+    """``<cache_root>/onnx/<first 16 hex of sha256(checkpoint sha256 + graph code sha256)>``."""
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f'checkpoint not found: {path}')
-    return cache_root() / 'onnx' / file_sha256(path)[:16]
+    key = hashlib.sha256((file_sha256(path) + graph_code_sha256()).encode()).hexdigest()
+    return cache_root() / 'onnx' / key[:16]
 
 
 def read_manifest(export_dir: str | Path) -> dict:
