@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from .data import TrainingCache, mask_to_input
 from .network import UniPixelNet, point_position_encoding
+from .train import build_prompts
 
 #: Sub-modules of ``UniPixelNet`` trained here; everything else stays frozen.
 SELECTION_MODULES = ('text_proj', 'point_proj', 'objects.center_proj', 'objects.geometry',
@@ -212,25 +213,17 @@ def score_queries(net: UniPixelNet, cands: CandidateSet, q: Queries, text_featur
     """Selection scores (Q, K) and "none" logits (Q,) for a batch of queries."""
     tokens = object_tokens(net, cands.pooled[q.scene], cands.center[q.scene],
                            cands.geometry[q.scene])
-    is_point = q.text < 0
-    feats = text_features[q.text.clamp(min=0)].float()
-    mask = text_mask[q.text.clamp(min=0)].float()
-    prompt = net.encode_text(feats)
-    if is_point.any():
-        point = net.encode_point(q.uv)
-        pad = torch.zeros_like(prompt)
-        pad[:, :1] = point
-        prompt = torch.where(is_point[:, None, None], pad, prompt)
-        point_mask = torch.zeros_like(mask)
-        point_mask[:, 0] = 1
-        mask = torch.where(is_point[:, None], point_mask, mask)
+    rows = q.text.clamp(min=0)
+    prompt, mask = build_prompts(net, {'text_features': text_features[rows].float(),
+                                       'text_mask': text_mask[rows].float(),
+                                       'is_point': q.text < 0, 'uv': q.uv})
     return net.objects.select(tokens, cands.heat[q.scene], prompt, mask)
 
 
 def selection_loss(scores: torch.Tensor, none: torch.Tensor, pos: torch.Tensor,
                    absent: torch.Tensor) -> torch.Tensor:
-    """Multi-positive selection likelihood: -log of the probability mass on the candidates that
-    match the target (any of them: the mask is their mixture), or on "none" for absent targets.
+    """Selection likelihood: -log of the probability mass on the positive candidates (one per
+    question with ``positives(best_only=True)``), or on "none" for absent targets.
     scores (Q, K), none (Q,), pos (Q, K) bool, absent (Q,) bool."""
     logits = torch.cat([scores, none[:, None]], dim=1)
     good = torch.cat([pos, absent[:, None]], dim=1)
