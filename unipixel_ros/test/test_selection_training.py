@@ -7,7 +7,7 @@ import torch
 from unipixel_ros.model.selection_training import (CandidateSet, Queries, SELECTION_MODULES,
                                                    SELECTION_PARAMETERS, collect_candidates,
                                                    expression_queries, finetune_selection,
-                                                   object_tokens, positives, score_queries,
+                                                   positives, score_queries,
                                                    selection_loss, selection_metrics)
 from unipixel_ros.model.network import UniPixelNet
 
@@ -35,7 +35,7 @@ def test_cached_candidates_rebuild_the_tokens_and_scores_of_inference(net):
         image = net.normalize_image(cache.rgb.float() / 255, cache.depth_mm.float() / 1000)
         maps = net.image_maps(image)
         obj = net.objects.objects(maps, net.objects.peaks(maps['heat']))
-        rebuilt = object_tokens(net, cands.pooled, cands.center, cands.geometry)
+        rebuilt = net.objects.tokens(cands.pooled, cands.center, cands.geometry)
         assert torch.allclose(rebuilt, obj['tokens'], atol=1e-5)
         assert torch.allclose(cands.heat, obj['heat'])
         q = expression_queries(cache)

@@ -201,7 +201,8 @@ class ObjectDecoder(nn.Module):
         Returns:
             dict with ``masks`` (B, K, h2, w2) instance logits, ``tokens`` (B, K, D) object
             tokens, ``pooled`` (B, K, D) the attribute heads' input (see
-            :meth:`attribute_input`) and ``heat`` (B, K) the heat logit at each centre.
+            :meth:`attribute_input`), ``heat`` (B, K) the heat logit at each centre, and what
+            :meth:`tokens` read: ``center`` (B, K, D) and ``geometry`` (B, K, 4 | 7).
         """
         tok, heat, embed = maps['tokens'], maps['heat'], maps['embed']
         b, d, h4, w4 = tok.shape
@@ -230,10 +231,19 @@ class ObjectDecoder(nn.Module):
         if self.use_depth:
             metric = depth_geometry(weights, maps)
             geometry += list(metric.unbind(-1))
-        tokens = (pooled + self.center_proj(center) + self.geometry(torch.stack(geometry, -1))
-                  + self.position(point_position_encoding(cy, cx, self.dim)))
-        return {'masks': masks, 'tokens': tokens, 'heat': center_heat,
-                'pooled': self.attribute_input(pooled, metric)}
+        geometry = torch.stack(geometry, -1)
+        return {'masks': masks, 'tokens': self.tokens(pooled, center, geometry),
+                'heat': center_heat, 'pooled': self.attribute_input(pooled, metric),
+                'center': center, 'geometry': geometry}
+
+    def tokens(self, pooled: torch.Tensor, center: torch.Tensor, geometry: torch.Tensor
+               ) -> torch.Tensor:
+        """Object tokens (B, K, D) from the normalised mask-pooled features (B, K, D), the token
+        features at the centre cells (B, K, D) and the geometry (B, K, 4 | 7): cx, cy
+        (normalised), log area share, sigmoid(heat) [, :func:`depth_geometry`]."""
+        cx, cy = geometry[..., 0], geometry[..., 1]
+        return (pooled + self.center_proj(center) + self.geometry(geometry)
+                + self.position(point_position_encoding(cy, cx, self.dim)))
 
     def attribute_input(self, pooled: torch.Tensor, metric: torch.Tensor | None) -> torch.Tensor:
         """(..., D) normalised mask-pooled features [+ (..., 3) :func:`depth_geometry`] -> the

@@ -24,11 +24,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data import TrainingCache, mask_to_input
-from .network import UniPixelNet, point_position_encoding
+from .network import UniPixelNet
 from .train import build_prompts
 
 #: Sub-modules of ``UniPixelNet`` trained here; everything else stays frozen.
@@ -96,22 +95,8 @@ def collect_candidates(net: UniPixelNet, cache: TrainingCache, batch_size: int =
         rgb = cache.rgb[sl].float() / 255.0
         depth = cache.depth_mm[sl].float() / 1000.0
         maps = net.image_maps(net.normalize_image(rgb, depth))
-        cells = dec.peaks(maps['heat'])
-        tok, heat = maps['tokens'], maps['heat']
-        b, d, h4, w4 = tok.shape
-        k = cells.shape[1]
-        center = torch.gather(tok.flatten(2), 2, cells[:, None, :].expand(b, d, k)).transpose(1, 2)
-        center_heat = torch.gather(heat.flatten(2), 2, cells[:, None, :]).squeeze(1)
-        obj = dec.objects(maps, cells)
+        obj = dec.objects(maps, dec.peaks(maps['heat']))
         masks = obj['masks']                                                 # (B, K, h2, w2)
-        weights = F.avg_pool2d(torch.sigmoid(masks), 2)
-        area = weights.sum((2, 3))
-        pooled = torch.einsum('bkhw,bdhw->bkd', weights, tok) / area.clamp(min=1e-3)[..., None]
-        pooled = dec.pool_norm(pooled)
-        cy = (torch.div(cells, w4, rounding_mode='floor').float() + 0.5) / h4
-        cx = (torch.remainder(cells, w4).float() + 0.5) / w4
-        geometry = torch.stack([cx, cy, torch.log(area / (h4 * w4) + 1e-4),
-                                torch.sigmoid(center_heat)], -1)
         inst = cache.instances[sl]
         objs = inst[:, None] == torch.arange(1, m + 1, dtype=torch.uint8)[None, :, None, None]
         gt2 = mask_to_input(objs.float(), h2, w2) > 0.5                      # (B, M, h2, w2)
@@ -130,20 +115,12 @@ def collect_candidates(net: UniPixelNet, cache: TrainingCache, batch_size: int =
                 pick = torch.randint(len(py), (CLICKS_PER_OBJECT,), generator=g)
                 clicks[s, j, :, 0] = (px[pick].float() + 0.5) / inst.shape[-1]
                 clicks[s, j, :, 1] = (py[pick].float() + 0.5) / inst.shape[-2]
-        for key, value in (('pooled', pooled), ('center', center), ('geometry', geometry),
-                           ('heat', center_heat), ('clicks', clicks), ('clickable', clickable)):
+        # RGB models: obj['pooled'] is exactly the pooled part of the tokens (no depth geometry)
+        for key, value in (('pooled', obj['pooled']), ('center', obj['center']),
+                           ('geometry', obj['geometry']), ('heat', obj['heat']),
+                           ('clicks', clicks), ('clickable', clickable)):
             out[key].append(value)
     return CandidateSet(**{k: torch.cat(v) for k, v in out.items()})
-
-
-def object_tokens(net: UniPixelNet, pooled: torch.Tensor, center: torch.Tensor,
-                  geometry: torch.Tensor) -> torch.Tensor:
-    """(B, K, D), (B, K, D), (B, K, 4) -> (B, K, D) object tokens, as ``ObjectDecoder.objects``
-    builds them (RGB models only)."""
-    dec = net.objects
-    cx, cy = geometry[..., 0], geometry[..., 1]
-    return (pooled + dec.center_proj(center) + dec.geometry(geometry)
-            + dec.position(point_position_encoding(cy, cx, dec.dim)))
 
 
 def selection_parameters(net: UniPixelNet) -> list[torch.nn.Parameter]:
@@ -211,8 +188,8 @@ def positives(cands: CandidateSet, q: Queries, min_iou: float, best_only: bool =
 def score_queries(net: UniPixelNet, cands: CandidateSet, q: Queries, text_features: torch.Tensor,
                   text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Selection scores (Q, K) and "none" logits (Q,) for a batch of queries."""
-    tokens = object_tokens(net, cands.pooled[q.scene], cands.center[q.scene],
-                           cands.geometry[q.scene])
+    tokens = net.objects.tokens(cands.pooled[q.scene], cands.center[q.scene],
+                                cands.geometry[q.scene])
     rows = q.text.clamp(min=0)
     prompt, mask = build_prompts(net, {'text_features': text_features[rows].float(),
                                        'text_mask': text_mask[rows].float(),
