@@ -7,6 +7,7 @@ unipixel_ros/unipixel_ros/weights/MODEL_CARD.md); a retrained model must not fal
 import json
 
 import pytest
+import torch
 
 pytest.importorskip('onnxruntime')
 
@@ -73,3 +74,36 @@ def test_fit_attributes_cli_writes_a_head_that_eval_loads(generated_dataset, tmp
     assert unipixel_ros_cli(['eval', '--data', str(root), '--split', 'val', '--engine',
                              'onnxruntime', '--metric-attributes', str(tmp_path / 'missing'),
                              '--no-progress']) == 2
+
+
+def test_finetune_selection_cli_retrains_only_the_selection(generated_dataset, tmp_path):
+    """`unipixel-ros finetune-selection` end to end on the fixture: one epoch from the shipped
+    checkpoint writes a checkpoint that differs from it only in selection tensors, keeps its
+    mask sharpness unless told, and writes the history as JSON and PNG."""
+    from safetensors.torch import load_file
+
+    from unipixel_ros.model.checkpoint import load_checkpoint
+    from unipixel_ros.model.selection_training import SELECTION_MODULES, SELECTION_PARAMETERS
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.skip(f'no shipped checkpoint at {DEFAULT_CHECKPOINT}')
+    root, _ = generated_dataset
+    out, summary = tmp_path / 'sel.safetensors', tmp_path / 'sel.json'
+    assert unipixel_ros_cli(['finetune-selection', '--data', str(root), '--val-data', str(root),
+                             '--epochs', '1', '--out', str(out), '--json', str(summary),
+                             '--no-progress']) == 0
+    result = json.loads(summary.read_text())
+    assert [h['epoch'] for h in result['history']] == [0, 1]
+    assert result['train_queries'] > 50 and result['val_queries'] > 5
+    assert summary.with_suffix('.png').stat().st_size > 10_000
+    net, meta = load_checkpoint(out)
+    assert net.config.mask_sharpness == load_checkpoint(DEFAULT_CHECKPOINT)[0].config.mask_sharpness
+    assert meta['extra']['selection_finetune']['epochs'] == 1
+    before, after = load_file(str(DEFAULT_CHECKPOINT)), load_file(str(out))
+    assert before.keys() == after.keys()
+    selection = tuple(m + '.' for m in SELECTION_MODULES) + SELECTION_PARAMETERS
+    for name in before:
+        if not name.startswith(selection):
+            assert torch.equal(before[name], after[name]), name
+    assert unipixel_ros_cli(['finetune-selection', '--data', str(root), '--val-data', str(root),
+                             '--out', str(tmp_path / 'x.safetensors'), '--checkpoint',
+                             str(tmp_path / 'missing.safetensors'), '--no-progress']) == 1
