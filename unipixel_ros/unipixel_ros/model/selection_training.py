@@ -152,6 +152,15 @@ class Queries:
     text: torch.Tensor
     uv: torch.Tensor
 
+    def take(self, index: torch.Tensor | slice) -> 'Queries':
+        """The queries at ``index`` (a slice, long indices or a bool mask)."""
+        return Queries(self.scene[index], self.target[index], self.text[index], self.uv[index])
+
+    @staticmethod
+    def cat(parts: list['Queries']) -> 'Queries':
+        return Queries(*(torch.cat([getattr(p, f) for p in parts])
+                         for f in Queries.__dataclass_fields__))
+
 
 def expression_queries(cache: TrainingCache, scene_offset: int = 0,
                        text_offset: int = 0) -> Queries:
@@ -224,7 +233,7 @@ def selection_metrics(net: UniPixelNet, cands: CandidateSet, q: Queries, text_fe
     net.eval()
     hits, found_hits, exist_ok, inter, union, mask_hits = [], [], [], 0.0, 0.0, []
     for i in range(0, len(q.scene), batch_size):
-        sub = Queries(*(t[i:i + batch_size] for t in (q.scene, q.target, q.text, q.uv)))
+        sub = q.take(slice(i, i + batch_size))
         scores, none = score_queries(net, cands, sub, text_features, text_mask)
         found = torch.sigmoid(net.objects.exists_logit(scores, none)) >= exists_threshold
         present = sub.target >= 0
@@ -263,7 +272,7 @@ def finetune_selection(net: UniPixelNet, train: CandidateSet, train_q: Queries,
     params = selection_parameters(net)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     keep = (train_q.target < 0) | positives(train, train_q, min_iou).any(1)
-    expr_q = Queries(*(t[keep] for t in (train_q.scene, train_q.target, train_q.text, train_q.uv)))
+    expr_q = train_q.take(keep)
     steps_per_epoch = math.ceil(len(expr_q.scene) * (1 + click_share) / batch_size)
     total = epochs * steps_per_epoch
     history = []
@@ -276,19 +285,16 @@ def finetune_selection(net: UniPixelNet, train: CandidateSet, train_q: Queries,
         net.eval()   # no dropout anywhere; frozen BatchNorm statistics stay as they are
         clicks = click_queries(train, g)
         ok = positives(train, clicks, min_iou).any(1)   # a click on an undetected object
-        clicks = Queries(*(t[ok] for t in (clicks.scene, clicks.target, clicks.text, clicks.uv)))
+        clicks = clicks.take(ok)
         n_clicks = min(len(clicks.scene), int(click_share * len(expr_q.scene)))
         pick = torch.randperm(len(clicks.scene), generator=g)[:n_clicks]
-        q = Queries(*(torch.cat([a, b[pick]]) for a, b in zip(
-            (expr_q.scene, expr_q.target, expr_q.text, expr_q.uv),
-            (clicks.scene, clicks.target, clicks.text, clicks.uv))))
+        q = Queries.cat([expr_q, clicks.take(pick)])
         order = torch.randperm(len(q.scene), generator=g)
         losses = []
         bar = tqdm(range(0, len(order), batch_size), desc=f'selection epoch {epoch}/{epochs}',
                    disable=not progress, leave=False)
         for i in bar:
-            idx = order[i:i + batch_size]
-            sub = Queries(q.scene[idx], q.target[idx], q.text[idx], q.uv[idx])
+            sub = q.take(order[i:i + batch_size])
             lr_now = lr * 0.5 * (1 + math.cos(math.pi * step / total))
             for group in opt.param_groups:
                 group['lr'] = lr_now
@@ -385,8 +391,7 @@ def run_finetune(checkpoint, data: list, val_data: str, out, epochs: int = 6, lr
         text_offset += len(cache.texts)
         del cache
     train = CandidateSet.concat(sets)
-    train_q = Queries(*(torch.cat([getattr(q, f) for q in queries])
-                        for f in Queries.__dataclass_fields__))
+    train_q = Queries.cat(queries)
     collect_s = time.perf_counter() - t0
 
     def log(metrics: dict) -> None:
