@@ -27,10 +27,12 @@ test: venv
 	$(PY) -m pytest
 
 demo: venv
-	$(VENV)/bin/unipixel-ros demo
+	$(VENV)/bin/unipixel-sim demo
 
 bench: venv
-	$(VENV)/bin/unipixel-ros bench all --out bench_out
+	@test -f bench_out/sim_frames/dataset.json || $(VENV)/bin/unipixel-sim generate \
+		--out bench_out/sim_frames --scenes 10 --seed 900000 --workers 1 --no-progress
+	$(VENV)/bin/unipixel-ros bench all --out bench_out --data bench_out/sim_frames
 
 bench-geometry: venv
 	$(VENV)/bin/unipixel-ros bench geometry --json bench_out/geometry.json

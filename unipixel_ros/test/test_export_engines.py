@@ -7,6 +7,7 @@ exported once per module into a temp ONNX cache; random weights are fine for par
 import json
 import os
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,12 +21,14 @@ from torch import nn  # noqa: E402
 
 from unipixel_ros import cli  # noqa: E402
 from unipixel_ros.engines import GRAPH_IO, EngineError, create_engine  # noqa: E402
-from unipixel_ros.engines.benchmark import synthetic_frame  # noqa: E402
+from unipixel_ros.benchmarks.model import synthetic_frame  # noqa: E402
 from unipixel_ros.engines.onnx_engine import OnnxRuntimeEngine  # noqa: E402
 from unipixel_ros.model import export as ex  # noqa: E402
 from unipixel_ros.model.checkpoint import CheckpointError, save_checkpoint  # noqa: E402
 from unipixel_ros.model.network import UniPixelNet  # noqa: E402
-from unipixel_ros.model.predictor import ReferringPredictor  # noqa: E402
+from unipixel_ros.inference import loading  # noqa: E402
+from unipixel_ros.inference.predictor import ReferringPredictor  # noqa: E402
+from unipixel_ros.inference.settings import DecisionSettings  # noqa: E402
 
 
 def _trt_available() -> str | None:
@@ -148,17 +151,14 @@ def test_predictor_same_on_torch_and_onnxruntime(engines):
     preds = [ReferringPredictor(e) for e in engines]
     for k, query in enumerate(('pick up the red cup', 'point', 'the small blue box')):
         rgb, depth = synthetic_frame(seed=k)
-        for p in preds:
-            if query == 'point':
-                p.set_point(320, 200, 640, 480)
-            else:
-                p.set_query(query)
+        queries = [p.encode_point(320, 200, 640, 480) if query == 'point' else p.encode_text(query)
+                   for p in preds]
         # Random weights put the mask anywhere between empty and full: threshold at the median
         # probability so the masks compared have both classes (the hardest case for agreement).
-        threshold = float(np.median(preds[0].predict(rgb, depth).mask_prob))
+        threshold = float(np.median(preds[0].predict(rgb, queries[0], depth).mask_prob))
         for p in preds:
-            p.mask_threshold = threshold
-        a, b = (p.predict(rgb, depth) for p in preds)
+            p.settings = replace(p.settings, mask_threshold=threshold)
+        a, b = (p.predict(rgb, q, depth) for p, q in zip(preds, queries))
         assert a.found == b.found and a.found
         assert a.mask.shape == b.mask.shape == (480, 640)
         assert 0 < a.mask.sum() < a.mask.size
@@ -220,9 +220,9 @@ def test_corrupt_or_missing_checkpoint_names_file(tmp_path, monkeypatch):
         ex.export_onnx(bad, tmp_path / 'out')
     with pytest.raises(CheckpointError, match=r'gone\.safetensors'):
         OnnxRuntimeEngine(tmp_path / 'gone.safetensors')
-    monkeypatch.setattr(cli, 'DEFAULT_CHECKPOINT', tmp_path / 'unipixel_sim_v1.safetensors')
+    monkeypatch.setattr(loading, 'DEFAULT_CHECKPOINT', tmp_path / 'unipixel_sim_v1.safetensors')
     with pytest.raises(CheckpointError, match=r'unipixel_sim_v1\.safetensors.*--checkpoint'):
-        cli.resolve_checkpoint(None)
+        loading.resolve_checkpoint(None)
     assert cli.main(['bench', 'model', '--json', str(tmp_path / 'b.json')]) == 1
 
 
@@ -290,8 +290,8 @@ def test_tensorrt_fp16_matches_onnxruntime(export_dir, engines, tmp_path):
     rgb, depth = synthetic_frame(seed=3)
     a = ReferringPredictor(ort_engine)
     b = ReferringPredictor(trt_engine)
-    a._prompt = b._prompt = prompt
-    pa, pb = a.predict(rgb, depth), b.predict(rgb, depth)
+    query = a.encode_text('pick up the red cup')       # the same prompt for both image engines
+    pa, pb = a.predict(rgb, query, depth), b.predict(rgb, query, depth)
     assert pa.found == pb.found
     assert ex.mask_iou(pa.mask, pb.mask) >= 0.98               # fp16 image engine
     trt_engine.close()
@@ -303,19 +303,19 @@ def test_attribute_verification_turns_a_contradicted_answer_into_not_found(check
     phrase that names nothing, or verification off, keeps the answer."""
     engine = create_engine('torch', str(checkpoint))
     rgb, depth = synthetic_frame(seed=0)
-    strict = ReferringPredictor(engine, exists_threshold=0.0, mask_threshold=0.0,
-                                verify_attributes=('category', 'color'), verify_min_prob=1.0)
-    strict.set_query('the red cup')
-    pred = strict.predict(rgb, depth)
+    strict = ReferringPredictor(engine, DecisionSettings(
+        exists_threshold=0.0, mask_threshold=0.0, verify_attributes=('category', 'color'),
+        verify_min_prob=1.0))
+    pred = strict.predict(rgb, strict.encode_text('the red cup'), depth)
     assert not pred.found and not pred.mask.any() and pred.box is None
     assert pred.rejected.startswith('category: asked for cup')
-    strict.set_query('the thing on the left')
-    assert strict.predict(rgb, depth).found
-    off = ReferringPredictor(engine, exists_threshold=0.0, mask_threshold=0.0)
-    off.set_query('the red cup')
-    assert off.predict(rgb, depth).found and off.predict(rgb, depth).rejected == ''
+    assert strict.predict(rgb, strict.encode_text('the thing on the left'), depth).found
+    off = ReferringPredictor(engine, DecisionSettings(exists_threshold=0.0, mask_threshold=0.0))
+    red_cup = off.encode_text('the red cup')
+    assert off.predict(rgb, red_cup, depth).found
+    assert off.predict(rgb, red_cup, depth).rejected == ''
     with pytest.raises(ValueError, match='shape'):
-        ReferringPredictor(engine, verify_attributes=('shape',))
+        DecisionSettings(verify_attributes=('shape',))
 
 
 def test_the_export_cache_is_keyed_by_the_graph_code_too(checkpoint, monkeypatch):

@@ -10,11 +10,12 @@ pytest.importorskip('torch')
 pytest.importorskip('safetensors')
 
 from unipixel_ros.dataset.vocab import CATEGORIES, SIZES  # noqa: E402
-from unipixel_ros.model.metric_attributes import (  # noqa: E402
-    GEOMETRY_FEATURES, default_metric_attributes_path, feature_vector, fit_metric_attributes,
+from unipixel_ros.inference.metric_attributes import (  # noqa: E402
+    GEOMETRY_FEATURES, default_metric_attributes_path, feature_vector,
     geometry_features, load_metric_attributes, resolve_metric_attributes)
-from unipixel_ros.model.predictor import Prediction, ReferringPredictor  # noqa: E402
+from unipixel_ros.inference.predictor import Prediction, ReferringPredictor  # noqa: E402
 from unipixel_ros.perception.box import ObjectBox  # noqa: E402
+from unipixel_ros.training.attribute_fitting import fit_metric_attributes  # noqa: E402
 from unipixel_ros.perception.pipeline import estimate_object_geometry  # noqa: E402
 from unipixel_ros.perception.synthetic import SceneObject, render_scene  # noqa: E402
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from unipixel_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from unipixel_ros.model.losses import dice_loss, referring_loss
-from unipixel_ros.model.metrics import ReferringMetrics
+from unipixel_ros.training.losses import dice_loss, referring_loss
+from unipixel_ros.training.metrics import ReferringMetrics
 from unipixel_ros.model.network import ModelConfig, UniPixelNet
 
 SMALL = ModelConfig(input_width=64, input_height=48, dim=32, widths=(8, 8, 16, 16, 32),
@@ -114,7 +114,7 @@ def test_missing_and_corrupt_checkpoints_name_the_file(tmp_path, net):
 
 
 def test_paraphrase_leaves_the_grammar_but_keeps_the_referent():
-    from unipixel_ros.model.paraphrase import paraphrase
+    from unipixel_ros.training.paraphrase import paraphrase
     assert paraphrase('pick up the red cup') == 'lift the scarlet mug'
     assert paraphrase('the small blue box next to the yellow bottle') == \
         'the little navy carton next to the golden flask'

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from unipixel_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from unipixel_ros.model.data import TrainingCache
+from unipixel_ros.training.data import TrainingCache
 from unipixel_ros.model.network import ModelConfig, UniPixelNet
-from unipixel_ros.model.object_training import (ObjectBatchSampler, heat_focal_loss,
+from unipixel_ros.training.object_training import (ObjectBatchSampler, heat_focal_loss,
                                                 object_step_loss)
 from unipixel_ros.model.objects import ObjectDecoder, logsumexp
-from unipixel_ros.model.train import build_prompts
+from unipixel_ros.training.train import build_prompts
 
 H, W = 96, 128          # network input
 FULL = (192, 256)       # "camera" resolution of the instance maps

@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from unipixel_ros.perception import GeometryConfig
-from unipixel_ros.perception.benchmark import bench_geometry
+from unipixel_ros.benchmarks.geometry import bench_geometry
 from unipixel_ros.perception.synthetic import (SceneObject, make_benchmark_frame, render_scene)
 
 

@@ -4,7 +4,7 @@ moves the selection and nothing else."""
 import pytest
 import torch
 
-from unipixel_ros.model.selection_training import (CandidateSet, Queries, SELECTION_MODULES,
+from unipixel_ros.training.selection_training import (CandidateSet, Queries, SELECTION_MODULES,
                                                    SELECTION_PARAMETERS, collect_candidates,
                                                    expression_queries, finetune_selection,
                                                    positives, score_queries,

@@ -1,9 +1,9 @@
 """Dense attribute supervision: label maps from instance ids, and the heads that learn them."""
 import torch
 
-from unipixel_ros.model.losses import referring_loss
+from unipixel_ros.training.losses import referring_loss
 from unipixel_ros.model.network import ModelConfig, UniPixelNet
-from unipixel_ros.model.train import BatchSampler
+from unipixel_ros.training.train import BatchSampler
 
 
 def test_dense_labels_map_every_object_pixel_to_its_category_and_colour():

@@ -4,7 +4,7 @@
 def test_overlay_tints_the_mask_draws_the_box_and_keeps_the_label_inside():
     import numpy as np
 
-    from unipixel_ros.visualization import draw_overlay
+    from unipixel_ros.perception.overlay import draw_overlay
     rgb = np.full((48, 64, 3), 100, np.uint8)
     mask = np.zeros((48, 64), bool)
     mask[20:30, 20:30] = True

@@ -60,7 +60,7 @@ def test_choose_prefers_the_wanted_type_and_graspable_targets():
 
 
 def test_cli_names_a_missing_checkpoint(tmp_path, capsys):
-    code = sim_main(['evaluate', '--scenes', '1', '--json', str(tmp_path / 'r.json'),
+    code = sim_main(['eval-closed-loop', '--scenes', '1', '--json', str(tmp_path / 'r.json'),
                      '--checkpoint', str(tmp_path / 'missing.safetensors')])
     assert code == 1
     assert 'missing.safetensors' in capsys.readouterr().err
@@ -68,7 +68,7 @@ def test_cli_names_a_missing_checkpoint(tmp_path, capsys):
 
 
 def test_cli_rejects_nonsense_counts(tmp_path, capsys):
-    assert sim_main(['evaluate', '--scenes', '0', '--json', str(tmp_path / 'r.json')]) == 2
+    assert sim_main(['eval-closed-loop', '--scenes', '0', '--json', str(tmp_path / 'r.json')]) == 2
     assert '--scenes' in capsys.readouterr().err
 
 

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip('rclpy')
 
-from unipixel_ros.cli import DEFAULT_CHECKPOINT  # noqa: E402
+from unipixel_ros.inference.loading import DEFAULT_CHECKPOINT  # noqa: E402
 from unipixel_sim import demo  # noqa: E402
 
 pytestmark = pytest.mark.ros

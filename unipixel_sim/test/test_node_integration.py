@@ -28,7 +28,7 @@ from unipixel_msgs.action import TrackObject  # noqa: E402
 from unipixel_msgs.msg import PipelineStatus, ReferringResult  # noqa: E402
 from unipixel_msgs.srv import Describe, Segment  # noqa: E402
 
-from unipixel_ros.cli import DEFAULT_CHECKPOINT  # noqa: E402
+from unipixel_ros.inference.loading import DEFAULT_CHECKPOINT  # noqa: E402
 from unipixel_ros.ros.conversions import image_to_numpy  # noqa: E402
 
 pytestmark = pytest.mark.ros

@@ -11,7 +11,7 @@ import torch
 
 pytest.importorskip('onnxruntime')
 
-from unipixel_ros.cli import DEFAULT_CHECKPOINT  # noqa: E402
+from unipixel_ros.inference.loading import DEFAULT_CHECKPOINT  # noqa: E402
 from unipixel_ros.cli import main as unipixel_ros_cli  # noqa: E402
 
 #: metric -> minimum (percent); measured values are in the model card.
@@ -30,7 +30,7 @@ def shipped_eval(generated_dataset, tmp_path_factory):
         pytest.skip(f'no shipped checkpoint at {DEFAULT_CHECKPOINT}')
     root, _ = generated_dataset
     out = tmp_path_factory.mktemp('shipped') / 'eval.json'
-    assert unipixel_ros_cli(['eval', '--data', str(root), '--engine', 'onnxruntime',
+    assert unipixel_ros_cli(['eval-dataset', '--data', str(root), '--engine', 'onnxruntime',
                              '--json', str(out), '--no-progress']) == 0
     return json.loads(out.read_text())
 
@@ -47,7 +47,7 @@ def test_attribute_phrases_segment_well(shipped_eval):
 
 
 def test_the_eval_used_the_shipped_metric_attribute_head(shipped_eval):
-    from unipixel_ros.model.metric_attributes import default_metric_attributes_path
+    from unipixel_ros.inference.metric_attributes import default_metric_attributes_path
     assert shipped_eval['metric_attributes'] == default_metric_attributes_path(
         DEFAULT_CHECKPOINT).name
 
@@ -67,11 +67,11 @@ def test_fit_attributes_cli_writes_a_head_that_eval_loads(generated_dataset, tmp
     assert 0 <= fit['network_geometry']['both'] <= 100
     assert summary.with_suffix('.png').stat().st_size > 10_000
     out = tmp_path / 'eval.json'
-    assert unipixel_ros_cli(['eval', '--data', str(root), '--split', 'val', '--engine',
+    assert unipixel_ros_cli(['eval-dataset', '--data', str(root), '--split', 'val', '--engine',
                              'onnxruntime', '--metric-attributes', str(head), '--json', str(out),
                              '--no-progress']) == 0
     assert json.loads(out.read_text())['metric_attributes'] == head.name
-    assert unipixel_ros_cli(['eval', '--data', str(root), '--split', 'val', '--engine',
+    assert unipixel_ros_cli(['eval-dataset', '--data', str(root), '--split', 'val', '--engine',
                              'onnxruntime', '--metric-attributes', str(tmp_path / 'missing'),
                              '--no-progress']) == 2
 
@@ -83,7 +83,7 @@ def test_finetune_selection_cli_retrains_only_the_selection(generated_dataset, t
     from safetensors.torch import load_file
 
     from unipixel_ros.model.checkpoint import load_checkpoint
-    from unipixel_ros.model.selection_training import SELECTION_MODULES, SELECTION_PARAMETERS
+    from unipixel_ros.training.selection_training import SELECTION_MODULES, SELECTION_PARAMETERS
     if not DEFAULT_CHECKPOINT.is_file():
         pytest.skip(f'no shipped checkpoint at {DEFAULT_CHECKPOINT}')
     root, _ = generated_dataset

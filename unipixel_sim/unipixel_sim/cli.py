@@ -1,5 +1,5 @@
 """``unipixel-sim``: generate a referring-segmentation dataset, preview it, check the grasp executor,
-evaluate closed-loop picking."""
+evaluate closed-loop picking (``eval-closed-loop``), run the end-to-end ROS demo (``demo``)."""
 from __future__ import annotations
 
 import argparse
@@ -57,8 +57,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     check.set_defaults(func=grasp_check.run_from_args)
 
     from . import evaluate_cli
-    ev = sub.add_parser('evaluate', help='closed-loop pick success (model, ground-truth mask, '
-                                         'random object) over unseen scenes; JSON report')
+    ev = sub.add_parser('eval-closed-loop', help='closed-loop pick success (model, ground-truth '
+                                                 'mask, random object) over unseen scenes; JSON '
+                                                 'report')
     evaluate_cli.add_arguments(ev)
     ev.set_defaults(func=evaluate_cli.run_from_args)
 

@@ -1,6 +1,6 @@
 """Closed-loop evaluation: spoken command -> mask -> cloud -> grasp -> the Panda lifts (or not).
 
-``unipixel-ros evaluate --scenes N --seed S --json FILE`` (also ``unipixel-sim evaluate``).
+``unipixel-sim eval-closed-loop --scenes N --seed S --json FILE``.
 
 For each scene seed ``S, S+1, ...`` (use seeds no dataset was trained on; the training set
 starts at 100000 and the test set at 900000, the default here is 700000):
@@ -12,9 +12,9 @@ starts at 100000 and the test set at 900000, the default here is 700000):
    covered), plus, for the first ``absent`` scenes, one absent-object expression;
 3. three pickers run on the positive command, each from the same settled state:
 
-   * ``model``: the predictor (set_query + predict on the frame), then
-     :func:`unipixel_ros.perception.estimate_object_geometry` and its best grasp, exactly the
-     path of unipixel_node;
+   * ``model``: the answer step of unipixel_node (:func:`unipixel_ros.inference.answer.
+     answer_frame`: the prediction, then the object's geometry), then the geometry of that mask
+     and its best grasp;
    * ``gt_mask``: the same geometry and grasp from the ground-truth mask (perception upper
      bound);
    * ``random``: the ground-truth mask of a random visible object (lower bound);
@@ -90,7 +90,7 @@ class ClosedLoop:
     """Runs the pickers on one scene at a time.
 
     Args:
-        predictor: a :class:`unipixel_ros.model.predictor.ReferringPredictor` (None: only the
+        predictor: a :class:`unipixel_ros.inference.predictor.ReferringPredictor` (None: only the
             ground-truth and random pickers run).
         geometry_config: :class:`unipixel_ros.perception.GeometryConfig` (default tunables).
     """
@@ -134,10 +134,13 @@ class ClosedLoop:
         return PickAttempt(True, True, success, reason or 'ok', iou, err, perception_ms)
 
     def predict(self, text: str, frame):
+        """(Answer, ms): the answer step the node runs (prediction + geometry), one-off."""
+        from unipixel_ros.inference.answer import answer_frame
         t0 = time.perf_counter()
-        self.predictor.set_query(text)
-        pred = self.predictor.predict(frame.rgb, frame.depth.astype(np.float32))
-        return pred, (time.perf_counter() - t0) * 1e3
+        answer = answer_frame(self.predictor, self.predictor.encode_text(text), frame.rgb,
+                              frame.depth.astype(np.float32), frame.intrinsics,
+                              self.geometry_config, refine=False)
+        return answer, (time.perf_counter() - t0) * 1e3
 
 
 def evaluate_closed_loop(predictor, scenes: int = 100, seed: int = DEFAULT_SEED, absent: int = 30,
@@ -175,8 +178,8 @@ def evaluate_closed_loop(predictor, scenes: int = 100, seed: int = DEFAULT_SEED,
         record = {'scene_seed': spec.seed, 'text': expr['text'], 'type': expr['type'],
                   'target': f'obj_{target}', 'category': objects[target].category}
         if 'model' in pickers and predictor is not None:
-            pred, ms = loop.predict(expr['text'], frame)
-            record['model'] = loop.attempt(executor, frame, pred.mask, target, pred.found,
+            answer, ms = loop.predict(expr['text'], frame)
+            record['model'] = loop.attempt(executor, frame, answer.mask, target, answer.found,
                                            ms).to_dict()
         if 'gt_mask' in pickers:
             record['gt_mask'] = loop.attempt(executor, frame, frame.instances == target + 1,
@@ -195,12 +198,11 @@ def evaluate_closed_loop(predictor, scenes: int = 100, seed: int = DEFAULT_SEED,
         if len(absent_trials) < absent and predictor is not None:
             neg = _choose(expressions, objects, '', absent=True)
             if neg is not None:
-                pred, ms = loop.predict(neg['text'], frame)
-                grasp = None
-                if pred.found:
-                    grasp, _, _ = loop.grasp_from_mask(pred.mask, frame)
+                answer, _ = loop.predict(neg['text'], frame)
+                grasp = None if answer.geometry is None else answer.geometry.best_grasp
                 absent_trials.append({'scene_seed': spec.seed, 'text': neg['text'],
-                                      'found': bool(pred.found), 'score': round(pred.score, 4),
+                                      'found': bool(answer.found),
+                                      'score': round(answer.score, 4),
                                       'grasp_published': grasp is not None})
         bar.set_postfix(ok=sum(t.get('model', {}).get('success', False) for t in trials),
                         refresh=False)

@@ -168,7 +168,7 @@ def run_demo(out: str = 'demo_out', seed: int = DEFAULT_SEED, engine: str = 'onn
     """Run the demo; returns (and writes) the summary. See the module docstring."""
     import rclpy
 
-    from unipixel_ros.cli import resolve_checkpoint
+    from unipixel_ros.inference.loading import resolve_checkpoint
     from unipixel_ros.ros.conversions import image_to_numpy, msg_to_cloud
 
     out_dir = Path(out)

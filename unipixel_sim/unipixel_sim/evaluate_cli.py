@@ -1,5 +1,5 @@
-"""Command-line options of the closed-loop evaluation, importable without MuJoCo (the
-``unipixel-ros`` CLI builds its parser from them); the work is in :mod:`.closed_loop`."""
+"""Command-line options of ``unipixel-sim eval-closed-loop``, importable without MuJoCo; the
+work is in :mod:`.closed_loop`."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ DEFAULT_SEED = 700000
 
 
 def add_arguments(parser) -> None:
-    """Options of ``evaluate`` (shared by ``unipixel-ros evaluate`` and ``unipixel-sim evaluate``)."""
+    """Options of ``unipixel-sim eval-closed-loop``."""
     parser.add_argument('--scenes', type=int, default=100,
                         help='positive commands, one per scene (default 100)')
     parser.add_argument('--absent', type=int, default=30,
@@ -28,26 +28,20 @@ def add_arguments(parser) -> None:
 
 def run_from_args(args) -> int:
     """Evaluate with parsed :func:`add_arguments` options; 0 on success, 1 on a bad model."""
-    from unipixel_ros.cli import decision_settings, make_predictor, open_engine
+    from unipixel_ros.cli import decision_record, load_predictor_from_args
 
     if args.scenes < 1 or args.absent < 0:
-        print('evaluate: --scenes must be >= 1 and --absent >= 0', file=sys.stderr)
+        print('eval-closed-loop: --scenes must be >= 1 and --absent >= 0', file=sys.stderr)
         return 2
-    opened = open_engine(args.checkpoint, args.engine, 'evaluate')
-    if opened is None:
-        return 1
-    checkpoint, engine = opened
-    try:
-        predictor = make_predictor(engine, args, checkpoint)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f'evaluate: {exc}', file=sys.stderr)
-        return 2
+    code, _checkpoint, predictor = load_predictor_from_args(args, 'eval-closed-loop')
+    if code:
+        return code
     from .closed_loop import evaluate_closed_loop, summary_line, write_report
 
     report = evaluate_closed_loop(predictor, args.scenes, args.seed, args.absent,
                                   progress=not args.no_progress)
     report.update(checkpoint=str(args.checkpoint or 'shipped'), engine=args.engine,
-                  **decision_settings(predictor))
+                  **decision_record(predictor))
     write_report(report, args.json)
     print(json.dumps({k: v for k, v in report.items()
                       if k not in ('trials', 'absent_trials')}, indent=2))

@@ -86,6 +86,18 @@ def load_index(root: PathLike) -> dict:
         return json.load(f)
 
 
+def scene_dirs(root: str | Path, split: str | None) -> list[Path]:
+    """Scene directories of ``split`` (None = all splits), sorted for determinism."""
+    root = Path(root)
+    load_index(root)  # raises a clear error when root is not a dataset
+    splits = [split] if split else list(fmt.SPLITS)
+    dirs = []
+    for s in splits:
+        if (root / s).is_dir():
+            dirs += sorted(p for p in (root / s).iterdir() if (p / 'meta.json').is_file())
+    return dirs
+
+
 class ReferringDataset:
     """(scene, expression) samples for training and evaluation (a map-style torch dataset
     without depending on torch).

@@ -1,5 +1,7 @@
 """Inference engines behind one interface (torch | onnxruntime | tensorrt)."""
-from .base import GRAPH_IO, Engine, EngineError
+from unipixel_ros.model.graph_io import GRAPH_IO
+
+from .base import Engine, EngineError
 
 
 def create_engine(kind: str, model_path: str, device: str = 'cpu', **kwargs) -> Engine:

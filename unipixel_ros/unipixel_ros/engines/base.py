@@ -1,13 +1,7 @@
 """The Engine interface shared by the torch, ONNX Runtime and TensorRT back-ends.
 
-Two graphs, with names shared by the exporter and every engine (``GRAPH_IO``):
-
-* ``text``: token ids + attention mask -> prompt tokens, run once per command;
-* ``image``: image + prompt tokens + prompt mask -> mask logits, exists logit, attribute logits,
-  run per frame.
-(A tiny ``point`` graph maps a clicked pixel to a one-token prompt for region -> words.)
-
-Pre/post-processing is numpy + Pillow so engines without torch stay light.
+The graphs, their tensor names and the pre/post-processing are defined once in
+:mod:`unipixel_ros.model.graph_io` (torch-free), which the exporter reads too.
 """
 from __future__ import annotations
 
@@ -15,58 +9,12 @@ import time
 from abc import ABC, abstractmethod
 
 import numpy as np
-from PIL import Image
 
-from unipixel_ros.model.network import IMAGE_MEAN, IMAGE_STD
-
-#: Input and output tensor names of each exported graph (the single source of truth).
-GRAPH_IO = {
-    'text': {'inputs': ['input_ids', 'attention_mask'], 'outputs': ['prompt']},
-    'point': {'inputs': ['uv'], 'outputs': ['prompt']},
-    'image': {'inputs': ['image', 'prompt', 'prompt_mask'],
-              'outputs': ['mask_logits', 'exists_logit', 'category_logits', 'color_logits',
-                          'size_logits']},
-}
-
-_MEAN = np.asarray(IMAGE_MEAN, np.float32).reshape(1, 3, 1, 1)
-_STD = np.asarray(IMAGE_STD, np.float32).reshape(1, 3, 1, 1)
+from unipixel_ros.model.graph_io import preprocess, upsample_logits
 
 
 class EngineError(RuntimeError):
     """An engine cannot be built or run (missing file, unsupported back-end, bad input)."""
-
-
-def preprocess(rgb: np.ndarray, depth_m: np.ndarray | None, width: int, height: int,
-               use_depth: bool) -> np.ndarray:
-    """(H, W, 3) uint8 RGB [+ (H, W) depth metres] -> (1, 3|4, height, width) float32 input.
-
-    Area (box) resampling, as in training; depth is resampled nearest and scaled by 1/2.
-    """
-    if rgb.shape[:2] != (height, width):
-        rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.BOX))
-    x = (rgb.astype(np.float32).transpose(2, 0, 1)[None] / 255.0 - _MEAN) / _STD
-    if use_depth:
-        if depth_m is None:
-            raise EngineError('this model needs a depth image')
-        d = np.nan_to_num(np.asarray(depth_m, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        if d.shape != (height, width):
-            d = np.asarray(Image.fromarray(d, mode='F').resize((width, height), Image.NEAREST))
-        x = np.concatenate([x, d[None, None] / 2.0], axis=1)
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def upsample_logits(logits: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(1, 1, h, w) mask logits -> (height, width) probabilities (bilinear, then sigmoid)."""
-    lg = np.asarray(logits, np.float32).reshape(logits.shape[-2:])
-    if lg.shape != (height, width):
-        lg = np.asarray(Image.fromarray(lg, mode='F').resize((width, height), Image.BILINEAR))
-    if lg.base is not None or not lg.flags.writeable:   # never write into the caller's logits
-        lg = lg.copy()
-    # the sigmoid in place: three image-sized temporaries fewer per frame
-    np.negative(lg, out=lg)
-    np.exp(lg, out=lg)
-    lg += 1.0
-    return np.reciprocal(lg, out=lg)
 
 
 class Engine(ABC):

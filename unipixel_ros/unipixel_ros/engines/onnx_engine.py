@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import GRAPH_IO, Engine, EngineError
+from unipixel_ros.model.graph_io import GRAPH_IO
+
+from .base import Engine, EngineError
 
 _PROVIDER_ALIASES = {'cpu': 'CPUExecutionProvider', 'cuda': 'CUDAExecutionProvider',
                      'tensorrt': 'TensorrtExecutionProvider'}
@@ -65,7 +67,7 @@ def load_manifest(model_dir: Path, verify: bool = True) -> dict:
                               f'{entry.get("outputs")}, this version expects {GRAPH_IO[name]}; '
                               f're-export it')
         if verify and entry.get('sha256'):
-            from unipixel_ros.model.export import file_sha256
+            from unipixel_ros.model.graph_io import file_sha256
             if file_sha256(file) != entry['sha256']:
                 raise EngineError(f'ONNX graph {file} is corrupt: its sha256 does not match '
                                   f'{manifest_path}; re-export it')

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import GRAPH_IO, Engine, EngineError
+from unipixel_ros.model.graph_io import GRAPH_IO
+
+from .base import Engine, EngineError
 from .onnx_engine import load_manifest, resolve_model_dir
 
 WORKSPACE_BYTES = 1 << 30

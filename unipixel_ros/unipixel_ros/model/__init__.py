@@ -1,2 +1,3 @@
-"""The referring-segmentation model (pure torch): network, text encoder, losses, metrics,
-training, evaluation and the predictor API. Never imports MuJoCo or rclpy."""
+"""The referring-segmentation network in plain torch (``layers``, ``objects``, ``network``), the
+text encoder, checkpoints, and the ONNX export; ``graph_io`` is the torch-free graph interface
+that the exporter and every engine share. Never imports MuJoCo or rclpy."""

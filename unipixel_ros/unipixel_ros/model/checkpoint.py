@@ -12,13 +12,10 @@ from pathlib import Path
 
 import torch
 
+from .errors import CheckpointError
 from .network import ModelConfig, UniPixelNet
 
 FORMAT = 'unipixel-ros/1'
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, corrupt or does not match the network."""
 
 
 def save_checkpoint(net: UniPixelNet, path: str | Path, extra: dict | None = None,

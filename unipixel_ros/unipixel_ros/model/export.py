@@ -35,10 +35,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from unipixel_ros.engines.base import GRAPH_IO, preprocess
+from .graph_io import GRAPH_IO, file_sha256, preprocess
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .network import UniPixelNet
@@ -101,14 +100,6 @@ class ExportResult:
 
 
 # ---- paths ------------------------------------------------------------------------------------
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def cache_root() -> Path:
     """``$UNIPIXEL_ROS_CACHE``, else ``$XDG_CACHE_HOME/unipixel_ros``, else
     ``~/.cache/unipixel_ros``.
@@ -125,7 +116,7 @@ def cache_root() -> Path:
 
 #: The modules whose code defines the exported graphs: a change to any of them must not reuse an
 #: export cached from the old code (the weights alone do not identify the graph).
-GRAPH_SOURCES = ('network.py', 'objects.py', 'export.py')
+GRAPH_SOURCES = ('graph_io.py', 'layers.py', 'network.py', 'objects.py', 'export.py')
 
 
 def graph_code_sha256() -> str:

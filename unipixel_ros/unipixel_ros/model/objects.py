@@ -32,8 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# network.py imports this module only inside UniPixelNet.__init__, so this is not circular
-from .network import point_position_encoding
+from .layers import point_position_encoding
 
 EMBED = 16      # mask embedding channels at stride 2
 FEAT = 48       # pixel decoder channels at stride 4

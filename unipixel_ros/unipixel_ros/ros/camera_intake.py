@@ -88,3 +88,26 @@ class CameraIntake:
         self._thread.join(timeout=timeout_s)
         self._executor.shutdown(timeout_sec=timeout_s)
         self.node.destroy_node()
+
+
+def subscribe_camera(node, subscriptions: Sequence[tuple[type, str, Callable]],
+                     qos: QoSProfile, executor: str, callback_group=None):
+    """The camera subscriptions of ``node`` on the chosen ``executor``.
+
+    Args:
+        subscriptions: (message type, topic as the node names it, callback) per input.
+        executor: one of :data:`CAMERA_EXECUTORS`.
+    Returns:
+        (subscriptions created on ``node``, :class:`CameraIntake` or None): for 'node' the
+        subscriptions live on ``node`` itself; otherwise on a hidden intake node.
+    """
+    if executor == 'node':
+        return [node.create_subscription(t, topic, cb, qos, callback_group=callback_group)
+                for t, topic, cb in subscriptions], None
+    intake = CameraIntake(node.context, f'_{node.get_name()}_camera',
+                          [(t, node.resolve_topic_name(topic), cb)
+                           for t, topic, cb in subscriptions], qos, executor)
+    if intake.executor_kind != executor:
+        node.get_logger().warning(f'camera_executor {executor!r} is not available in this '
+                                  f'rclpy; using {intake.executor_kind!r}')
+    return [], intake

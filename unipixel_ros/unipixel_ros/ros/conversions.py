@@ -14,7 +14,7 @@ from geometry_msgs.msg import Point, PoseStamped, Quaternion, Vector3
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, RegionOfInterest
 
-from unipixel_ros.perception import CameraIntrinsics, GeometryError
+from unipixel_ros.perception import CameraIntrinsics, GeometryError, depth_to_metres
 from unipixel_ros.perception.pointcloud2 import XYZRGB_FIELDS, pack_xyzrgb, unpack_xyzrgb
 
 
@@ -187,6 +187,35 @@ def mask_bbox(mask: np.ndarray) -> RegionOfInterest:
         roi.x_offset, roi.y_offset = int(cols.start), int(rows.start)
         roi.width, roi.height = int(cols.stop - cols.start), int(rows.stop - rows.start)
     return roi
+
+
+def decode_rgbd(color: Image, depth: Image, info: CameraInfo):
+    """One synchronised frame -> (intrinsics, rgb (H, W, 3) uint8, depth (H, W) float32 m).
+
+    Depth units are decided here, once, as depth_image_proc does: ``16UC1``/``mono16`` are
+    millimetres, ``32FC1`` metres; invalid readings stay invalid (0, NaN, inf).
+
+    Raises:
+        MessageConversionError: a bad encoding, sizes that differ between the three messages,
+            or a malformed buffer.
+    """
+    intr = camera_info_to_intrinsics(info)
+    rgb = color_to_rgb(color)
+    if depth.encoding not in ('16UC1', 'mono16', '32FC1'):
+        raise MessageConversionError(f'depth encoding {depth.encoding!r} is not 16UC1 or 32FC1')
+    raw = image_to_numpy(depth)
+    if rgb.shape[:2] != raw.shape[:2]:
+        raise MessageConversionError(f'color {rgb.shape[1]}x{rgb.shape[0]} and depth '
+                                     f'{raw.shape[1]}x{raw.shape[0]} differ: depth must be '
+                                     'aligned to color')
+    if (intr.width, intr.height) != (rgb.shape[1], rgb.shape[0]):
+        raise MessageConversionError(f'camera_info is {intr.width}x{intr.height} but the image '
+                                     f'is {rgb.shape[1]}x{rgb.shape[0]}')
+    try:
+        depth_m = depth_to_metres(raw, depth.encoding)
+    except GeometryError as exc:
+        raise MessageConversionError(str(exc)) from exc
+    return intr, rgb, depth_m
 
 
 def build_result(header, query: str, found: bool, score: float, mask: np.ndarray | None = None,

@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from .data import TrainingCache, mask_to_input
-from .network import UniPixelNet
+from unipixel_ros.model.network import UniPixelNet
 from .train import build_prompts
 
 #: Sub-modules of ``UniPixelNet`` trained here; everything else stays frozen.
@@ -357,9 +357,9 @@ def run_finetune(checkpoint, data: list, val_data: str, out, epochs: int = 6, lr
     import time
     from pathlib import Path
 
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from unipixel_ros.model.checkpoint import load_checkpoint, save_checkpoint
     from .data import build_cache
-    from .text_encoder import TextEncoder
+    from unipixel_ros.model.text_encoder import TextEncoder
 
     if threads:
         torch.set_num_threads(threads)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from unipixel_ros.dataset.reader import load_index, load_scene
+from unipixel_ros.dataset.reader import load_scene, scene_dirs
 
 SPLITS = ('train', 'val', 'test')
 from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, EXPRESSION_TYPES, SIZES
@@ -92,18 +92,6 @@ class TrainingCache:
 def _attr_indices(obj: dict) -> list[int]:
     return [CATEGORIES.index(obj['category']), COLORS.index(obj['color']),
             SIZES.index(obj['size'])]
-
-
-def scene_dirs(root: str | Path, split: str | None) -> list[Path]:
-    """Scene directories of ``split`` (None = all splits), sorted for determinism."""
-    root = Path(root)
-    load_index(root)  # raises a clear error when root is not a dataset
-    splits = [split] if split else list(SPLITS)
-    dirs = []
-    for s in splits:
-        if (root / s).is_dir():
-            dirs += sorted(p for p in (root / s).iterdir() if (p / 'meta.json').is_file())
-    return dirs
 
 
 def build_cache(root: str | Path, split: str | None, height: int, width: int, text_encoder,

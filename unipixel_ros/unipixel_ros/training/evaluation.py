@@ -1,10 +1,10 @@
 """Offline evaluation on a dataset written by ``unipixel-sim generate`` (every split = test data).
 
-Each expression is run exactly as the node runs it: ``set_query(text)`` then ``predict(rgb,
-depth)`` on the full-resolution frame, and scored at full resolution against the stored instance
-mask with :class:`ReferringMetrics`. With a metric attribute head loaded, a found object's
-category and size are re-decided from its measured 3D box (``refine_attributes``), as the node
-does for the objects it describes.
+Each expression is answered exactly as the node answers a one-off query: the answer step
+(:func:`unipixel_ros.inference.answer.answer_frame`: prediction on the full-resolution frame,
+the found object's geometry, and, with a metric attribute head loaded, its category and size
+re-decided from the measured 3D box), then scored at full resolution against the stored
+instance mask with :class:`ReferringMetrics`.
 """
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from unipixel_ros.dataset.reader import load_scene
+from unipixel_ros.dataset.reader import load_scene, scene_dirs
+from unipixel_ros.inference.answer import answer_frame
 
-from .data import scene_dirs
-from .metric_attributes import measure_found_object
 from .metrics import ReferringMetrics
 
 
@@ -39,16 +38,16 @@ def evaluate(predictor, data: str | Path, limit_scenes: int = 0, progress: bool 
     if not dirs:
         raise FileNotFoundError(f'no scenes found under {data}')
     metrics = ReferringMetrics()
+    # the geometry only changes the metrics through the metric attribute head: skip it without
+    measure = predictor.metric_attributes is not None
     t0, n = time.perf_counter(), 0
     for d in tqdm(dirs, desc='eval', disable=not progress):
         rec = load_scene(d)
         for expr in rec.expressions:
             text = rewrite(expr['text']) if rewrite else expr['text']
-            predictor.set_query(text)
-            pred = predictor.predict(rec.rgb, rec.depth_m)
-            if predictor.metric_attributes is not None and pred.found:
-                predictor.refine_attributes(
-                    pred, measure_found_object(pred, rec.depth_m, rec.intrinsics))
+            answer = answer_frame(predictor, predictor.encode_text(text), rec.rgb, rec.depth_m,
+                                  rec.intrinsics if measure else None)
+            pred = answer.prediction
             target = expr.get('target')
             exists = target is not None
             gt = rec.instances == (target + 1) if exists else np.zeros(rec.instances.shape, bool)
@@ -64,7 +63,7 @@ def evaluate(predictor, data: str | Path, limit_scenes: int = 0, progress: bool 
     result = metrics.summary()
     result.update(scenes=len(dirs), queries=n, seconds=round(seconds, 1),
                   ms_per_query=round(1e3 * seconds / max(n, 1), 1),
-                  exists_threshold=predictor.exists_threshold)
+                  exists_threshold=predictor.settings.exists_threshold)
     return result
 
 

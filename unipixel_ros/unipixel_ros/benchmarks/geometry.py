@@ -6,8 +6,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .pipeline import GeometryConfig, estimate_object_geometry
-from .synthetic import make_benchmark_frame
+from unipixel_ros.perception.pipeline import GeometryConfig, estimate_object_geometry
+from unipixel_ros.perception.synthetic import make_benchmark_frame
 
 
 def bench_geometry(runs: int = 50, warmup: int = 5, seed: int = 0,

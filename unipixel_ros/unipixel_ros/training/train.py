@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .checkpoint import save_checkpoint, warm_start
+from unipixel_ros.model.checkpoint import save_checkpoint, warm_start
 from .data import TrainingCache, build_cache, mask_to_input, resize_depth
 from .losses import LossWeights, referring_loss
-from .network import ModelConfig, UniPixelNet
-from .text_encoder import TextEncoder
+from unipixel_ros.model.network import ModelConfig, UniPixelNet
+from unipixel_ros.model.text_encoder import TextEncoder
 
 
 @dataclass

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .network import NetworkOutput
+from unipixel_ros.model.network import NetworkOutput
 
 
 @dataclass

@@ -40,7 +40,7 @@ def _frames(data: str | None, width: int = 640, height: int = 480):
     """-> list of (rgb uint8, depth uint16 mm, intrinsics, query) to cycle through."""
     if data:
         from unipixel_ros.dataset.reader import load_scene
-        from unipixel_ros.model.data import scene_dirs
+        from unipixel_ros.dataset.reader import scene_dirs
         out = []
         for d in scene_dirs(data, None)[:10]:
             rec = load_scene(d)

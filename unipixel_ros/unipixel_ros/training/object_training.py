@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .data import TrainingCache, mask_to_input
 from .losses import dice_loss
-from .network import UniPixelNet
+from unipixel_ros.model.network import UniPixelNet
 
 
 class ObjectBatchSampler:

@@ -1,12 +1,17 @@
-"""Predictor API: ``set_query(text)`` once per command, ``predict(rgb, depth)`` per frame.
+"""The predictor: encode a query once, decode it on every frame (nanoowl style).
 
-The text (or a clicked point) is encoded once and cached; per frame only the image graph runs.
-The predictor is engine-agnostic: it talks to an :class:`unipixel_ros.engines.Engine`
-(torch, ONNX Runtime or TensorRT) through numpy arrays.
+    query = predictor.encode_text('the red cup')      # once per command (cached per text)
+    pred = predictor.predict(rgb, query)               # per frame: only the image graph runs
+
+The query is a value passed in and returned, never hidden state of the predictor, so a one-off
+job (a service call, a clicked point) cannot disturb the command being tracked. The predictor
+is engine-agnostic: it talks to an :class:`unipixel_ros.engines.Engine` (torch, ONNX Runtime or
+TensorRT) through numpy arrays.
 """
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,21 +20,30 @@ from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES
 from unipixel_ros.language.mentions import target_mentions
 from unipixel_ros.perception.mask_ops import mask_bbox
 
-#: Decision defaults for the shipped model, chosen on the val split (weights/MODEL_CARD.md); the
-#: node's parameters, ``unipixel-ros eval`` and ``unipixel-ros evaluate`` start from these.
-DEFAULT_EXISTS_THRESHOLD = 0.8
-DEFAULT_MASK_THRESHOLD = 0.5
-DEFAULT_VERIFY_ATTRIBUTES: tuple = ()
-DEFAULT_VERIFY_MIN_PROB = 0.1
-VERIFIABLE_ATTRIBUTES = ('category', 'color', 'size')
+from .settings import DEFAULT_SETTINGS, DecisionSettings
+
+#: encoded texts kept per predictor (a robot hears few distinct commands)
+TEXT_CACHE_SIZE = 16
 
 
-def parse_attribute_list(value: str) -> tuple:
-    """'category,color' -> ('category', 'color'); 'none' or '' -> () (the CLI / parameter form
-    of ``verify_attributes``; names are checked by :class:`ReferringPredictor`)."""
-    if value.strip().lower() in ('', 'none'):
-        return ()
-    return tuple(a.strip() for a in value.split(',') if a.strip())
+@dataclass(frozen=True)
+class Query:
+    """An encoded prompt: a referring expression or a clicked point.
+
+    Attributes:
+        text: the expression ('the red cup'), or '<point u,v>' for a click.
+        prompt: (1, L, D) float32 prompt tokens.
+        prompt_mask: (1, L) float32, 1 = real token, 0 = padding.
+        mentions: {'category'|'color'|'size': word or None} the text names for its target
+            (``language.mentions``; empty for a point).
+        kind: 'text' or 'point'.
+    """
+
+    text: str
+    prompt: np.ndarray
+    prompt_mask: np.ndarray
+    mentions: dict
+    kind: str = 'text'
 
 
 @dataclass
@@ -79,35 +93,20 @@ class ReferringPredictor:
 
     Args:
         engine: an Engine (see ``unipixel_ros.engines``).
-        exists_threshold: minimum target-exists probability to report ``found``.
-        mask_threshold: probability above which a pixel belongs to the mask.
-        verify_attributes: attributes ('category', 'color', 'size') checked against the words:
-            when the phrase names one for its target (``language.mentions``) and the attribute
-            head gives the selected object a probability below ``verify_min_prob`` for it, the
-            answer becomes "not found" (``Prediction.rejected`` says why). () = no check.
-        verify_min_prob: see ``verify_attributes``.
-        metric_attributes: a fitted :class:`~unipixel_ros.model.metric_attributes.MetricAttributeModel`
-            for :meth:`refine_attributes`, or None (the heads' answers stand).
+        settings: the :class:`DecisionSettings` (replace ``predictor.settings`` to change them;
+            the next :meth:`predict` uses the new ones).
+        metric_attributes: a fitted :class:`~.metric_attributes.MetricAttributeModel` for
+            :meth:`refine_attributes`, or None (the heads' answers stand).
+    Raises:
+        ValueError: the metric attribute head was fitted for another vocabulary.
     """
 
-    def __init__(self, engine, exists_threshold: float = DEFAULT_EXISTS_THRESHOLD,
-                 mask_threshold: float = DEFAULT_MASK_THRESHOLD,
-                 verify_attributes: tuple = DEFAULT_VERIFY_ATTRIBUTES,
-                 verify_min_prob: float = DEFAULT_VERIFY_MIN_PROB,
+    def __init__(self, engine, settings: DecisionSettings = DEFAULT_SETTINGS,
                  metric_attributes=None) -> None:
         self.engine = engine
+        self.settings = settings
         self.metric_attributes = metric_attributes
-        self.exists_threshold = exists_threshold
-        self.mask_threshold = mask_threshold
-        unknown = set(verify_attributes) - set(VERIFIABLE_ATTRIBUTES)
-        if unknown:
-            raise ValueError(f'verify_attributes: unknown attributes {sorted(unknown)}')
-        self.verify_attributes = tuple(verify_attributes)
-        self.verify_min_prob = float(verify_min_prob)
-        self._mentions: dict = {}
-        self.query: str | None = None
-        self._prompt: tuple[np.ndarray, np.ndarray] | None = None
-        self._prompt_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._text_cache: OrderedDict[str, Query] = OrderedDict()
         self.vocab = engine.metadata.get('vocab') or {
             'categories': list(CATEGORIES), 'colors': list(COLORS), 'sizes': list(SIZES)}
         if metric_attributes is not None and (
@@ -122,49 +121,57 @@ class ReferringPredictor:
         """(width, height) of the network input."""
         return self.engine.input_size
 
-    def set_query(self, text: str) -> None:
-        """Encode ``text`` once (cached per text); subsequent :meth:`predict` calls reuse it."""
+    def encode_text(self, text: str) -> Query:
+        """Encode a referring expression (the text graph runs once per distinct text).
+
+        Raises:
+            ValueError: empty text.
+        """
         text = text.strip()
         if not text:
             raise ValueError('empty query')
-        if text not in self._prompt_cache:
-            if len(self._prompt_cache) >= 16:
-                self._prompt_cache.pop(next(iter(self._prompt_cache)))
-            self._prompt_cache[text] = self.engine.encode_text(text)
-        self._prompt = self._prompt_cache[text]
-        self.query = text
-        self._mentions = target_mentions(text)
+        query = self._text_cache.get(text)
+        if query is None:
+            prompt, prompt_mask = self.engine.encode_text(text)
+            query = Query(text, prompt, prompt_mask, target_mentions(text))
+            self._text_cache[text] = query
+            if len(self._text_cache) > TEXT_CACHE_SIZE:
+                self._text_cache.popitem(last=False)
+        else:
+            self._text_cache.move_to_end(text)
+        return query
 
-    def set_point(self, u: float, v: float, width: int, height: int) -> None:
-        """Region prompt: the object at pixel (u, v) of a width x height image (describe)."""
+    def encode_point(self, u: float, v: float, width: int, height: int) -> Query:
+        """Region prompt: the object at pixel (u, v) of a width x height image (describe).
+
+        Raises:
+            ValueError: the pixel is outside the image.
+        """
         if not (0 <= u < width and 0 <= v < height):
             raise ValueError(f'pixel ({u}, {v}) is outside the {width}x{height} image')
-        self._prompt = self.engine.encode_point((u + 0.5) / width, (v + 0.5) / height)
-        self.query = f'<point {u:.0f},{v:.0f}>'
-        self._mentions = {}
+        prompt, prompt_mask = self.engine.encode_point((u + 0.5) / width, (v + 0.5) / height)
+        return Query(f'<point {u:.0f},{v:.0f}>', prompt, prompt_mask, {}, kind='point')
 
-    def clear(self) -> None:
-        self.query, self._prompt, self._mentions = None, None, {}
-
-    def predict(self, rgb: np.ndarray, depth_m: np.ndarray | None = None) -> Prediction:
-        """Run the image graph on one frame.
+    def predict(self, rgb: np.ndarray, query: Query,
+                depth_m: np.ndarray | None = None) -> Prediction:
+        """Run the image graph on one frame for an encoded query.
 
         Args:
             rgb: (H, W, 3) uint8 RGB.
+            query: from :meth:`encode_text` or :meth:`encode_point`.
             depth_m: (H, W) float32 metres aligned to ``rgb`` (only used by depth models).
         """
-        if self._prompt is None:
-            raise RuntimeError('no query set: call set_query(text) first')
+        settings = self.settings
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f'rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}')
         t0 = time.perf_counter()
-        outputs = self.engine.infer(rgb, depth_m, *self._prompt)
+        outputs = self.engine.infer(rgb, depth_m, query.prompt, query.prompt_mask)
         t1 = time.perf_counter()
         h, w = rgb.shape[:2]
         prob = self.engine.upsample_mask(outputs['mask_logits'], h, w)
         score = float(1.0 / (1.0 + np.exp(-float(np.ravel(outputs['exists_logit'])[0]))))
-        mask = prob > self.mask_threshold
-        found = score >= self.exists_threshold and bool(mask.any())
+        mask = prob > settings.mask_threshold
+        found = score >= settings.exists_threshold and bool(mask.any())
         attributes, attribute_probs, rejected = {}, {}, ''
         for key, vocab_key in (('category', 'categories'), ('color', 'colors'), ('size', 'sizes')):
             p = _softmax(np.asarray(outputs[f'{key}_logits'], np.float64).ravel())
@@ -172,9 +179,9 @@ class ReferringPredictor:
             names = self.vocab[vocab_key]
             attributes[key] = (names[k], float(p[k]))
             attribute_probs[key] = p
-            said = self._mentions.get(key)
-            if (found and not rejected and key in self.verify_attributes and said in names
-                    and p[names.index(said)] < self.verify_min_prob):
+            said = query.mentions.get(key)
+            if (found and not rejected and key in settings.verify_attributes and said in names
+                    and p[names.index(said)] < settings.verify_min_prob):
                 rejected = (f'{key}: asked for {said}, p = {p[names.index(said)]:.2f}, '
                             f'sees {names[k]}')
         if rejected:

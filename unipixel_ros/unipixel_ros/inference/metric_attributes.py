@@ -8,7 +8,7 @@ box standing on the support plane, centre error ~5 mm in the closed loop). This 
 the box's footprint and height next to the network's category and size probabilities and
 re-decides category and size. Colour stays the network's.
 
-It is fitted (``unipixel-ros fit-attributes``) on the network's own answers on scenes the
+It is fitted (``unipixel-ros fit-attributes``, :mod:`unipixel_ros.training.attribute_fitting`) on the network's own answers on scenes the
 network never trained on, so it learns how far to trust each head; the result is a separate
 small file next to the checkpoint it was fitted for
 (``<checkpoint stem>_metric_attributes.safetensors``).
@@ -133,108 +133,6 @@ def default_metric_attributes_path(checkpoint: str | Path) -> Path:
     return checkpoint.with_name(f'{checkpoint.stem}_metric_attributes.safetensors')
 
 
-def fit_metric_attributes(features: np.ndarray, category: np.ndarray, size: np.ndarray,
-                          categories: list, sizes: list, hidden: int = 64, epochs: int = 400,
-                          lr: float = 3e-3, weight_decay: float = 1e-4, seed: int = 0,
-                          info: dict | None = None) -> MetricAttributeModel:
-    """Fit the MLP (two hidden ReLU layers) by full-batch Adam on cross-entropy of both outputs.
-
-    Args:
-        features: (N, F) from :func:`feature_vector`.
-        category, size: (N,) int labels (indices into ``categories`` / ``sizes``).
-    """
-    import torch
-    from torch import nn
-
-    torch.manual_seed(seed)
-    x = np.asarray(features, np.float32)
-    mean = x.mean(0)
-    std = x.std(0) + 1e-6
-    xt = torch.from_numpy((x - mean) / std)
-    ct, st = torch.as_tensor(category, dtype=torch.long), torch.as_tensor(size, dtype=torch.long)
-    n_cat = len(categories)
-    net = nn.Sequential(nn.Linear(x.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, hidden),
-                        nn.ReLU(), nn.Linear(hidden, n_cat + len(sizes)))
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
-    for _ in range(epochs):
-        opt.zero_grad()
-        out = net(xt)
-        loss = loss_fn(out[:, :n_cat], ct) + loss_fn(out[:, n_cat:], st)
-        loss.backward()
-        opt.step()
-    layers = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
-              for m in net if isinstance(m, nn.Linear)]
-    return MetricAttributeModel(mean, std, layers, list(categories), list(sizes),
-                                dict(info or {}, final_loss=round(float(loss.detach()), 4)))
-
-
-def measure_found_object(pred, depth_m: np.ndarray, intrinsics):
-    """``estimate_object_geometry`` of a found prediction's mask, or None when it cannot be
-    measured (not found, no valid depth under the mask, nothing left after filtering).
-
-    Args:
-        pred: a :class:`~unipixel_ros.model.predictor.Prediction`.
-        depth_m: (H, W) float32 metres aligned with the image (0 / NaN = no reading).
-        intrinsics: :class:`~unipixel_ros.perception.CameraIntrinsics` of that image.
-    """
-    from unipixel_ros.perception import GeometryError
-    from unipixel_ros.perception.pipeline import estimate_object_geometry
-
-    if not pred.found or depth_m is None or intrinsics is None:
-        return None
-    try:
-        return estimate_object_geometry(pred.mask, np.asarray(depth_m, np.float32), '32FC1',
-                                        intrinsics)
-    except GeometryError:
-        return None
-
-
-def collect_samples(predictor, scene_dirs: list, progress: bool = True) -> dict:
-    """Run ``predictor`` on every referring expression with a target in ``scene_dirs`` and keep,
-    for each found and measurable object, its feature vector and the true category and size of
-    the object the mask actually covers (the instance it overlaps most).
-
-    Returns:
-        {'features': (N, F) float32, 'category': (N,) int64, 'size': (N,) int64,
-         'net_category': (N,), 'net_size': (N,) the heads' own answers, 'queries': int,
-         'found': int}.
-    """
-    from tqdm import tqdm
-
-    from unipixel_ros.dataset.reader import load_scene
-
-    cats, sizes = predictor.vocab['categories'], predictor.vocab['sizes']
-    rows: dict = {k: [] for k in ('features', 'category', 'size', 'net_category', 'net_size')}
-    queries = found = 0
-    for d in tqdm(scene_dirs, desc='collect', disable=not progress):
-        rec = load_scene(d)
-        for expr in rec.expressions:
-            if expr.get('target') is None:
-                continue
-            queries += 1
-            predictor.set_query(expr['text'])
-            pred = predictor.predict(rec.rgb, rec.depth_m)
-            geometry = measure_found_object(pred, rec.depth_m, rec.intrinsics)
-            if geometry is None:
-                continue
-            found += 1
-            ids, counts = np.unique(rec.instances[pred.mask], return_counts=True)
-            counts[ids == 0] = 0
-            if counts.max() == 0:
-                continue
-            obj = rec.objects[int(ids[counts.argmax()]) - 1]
-            probs = pred.attribute_probs
-            rows['features'].append(feature_vector(geometry, probs['category'], probs['size']))
-            rows['category'].append(cats.index(obj['category']))
-            rows['size'].append(sizes.index(obj['size']))
-            rows['net_category'].append(int(np.argmax(probs['category'])))
-            rows['net_size'].append(int(np.argmax(probs['size'])))
-    out = {k: np.asarray(v) for k, v in rows.items()}
-    out.update(queries=queries, found=found)
-    return out
-
-
 def resolve_metric_attributes(option: str, checkpoint: str | Path | None):
     """The ``--metric-attributes`` / ``metric_attributes`` setting -> a loaded head or None.
 
@@ -251,33 +149,3 @@ def resolve_metric_attributes(option: str, checkpoint: str | Path | None):
         path = default_metric_attributes_path(checkpoint)
         return load_metric_attributes(path) if path.is_file() else None
     return load_metric_attributes(option)
-
-
-def plot_confusions(held: dict, fused_category: np.ndarray, fused_size: np.ndarray, vocab: dict,
-                    png: str | Path) -> None:
-    """Category and size confusion matrices (rows = truth), heads alone vs heads + geometry."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    panels = [('category, heads', held['net_category'], held['category'], vocab['categories']),
-              ('category, heads + geometry', fused_category, held['category'], vocab['categories']),
-              ('size, heads', held['net_size'], held['size'], vocab['sizes']),
-              ('size, heads + geometry', fused_size, held['size'], vocab['sizes'])]
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
-    for ax, (title, pred, true, names) in zip(axes, panels):
-        m = np.zeros((len(names), len(names)), int)
-        np.add.at(m, (np.asarray(true, int), np.asarray(pred, int)), 1)
-        ax.imshow(m, cmap='Blues')
-        for (r, c), v in np.ndenumerate(m):
-            if v:
-                ax.text(c, r, str(v), ha='center', va='center', fontsize=7)
-        ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
-        ax.set_yticks(range(len(names)), names, fontsize=8)
-        ax.set_title(f'{title}: {100.0 * np.trace(m) / max(m.sum(), 1):.1f}%', fontsize=10)
-        ax.set_xlabel('predicted')
-    axes[0].set_ylabel('true')
-    fig.tight_layout()
-    Path(png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
-    plt.close(fig)

@@ -1,0 +1,141 @@
+"""``unipixel_node`` parameters: declarations with descriptions, validation, and the core's
+settings built from them (one place; the defaults match config/unipixel.yaml)."""
+from __future__ import annotations
+
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+
+from unipixel_ros.inference.loading import ENGINES
+from unipixel_ros.inference.settings import (DEFAULT_SETTINGS, VERIFIABLE_ATTRIBUTES,
+                                             DecisionSettings, parse_attribute_list)
+from unipixel_ros.perception import GeometryConfig, GripperConfig
+
+from .camera_intake import CAMERA_EXECUTORS
+
+D = DEFAULT_SETTINGS
+#: (name, default, description, read_only, constraints)
+PARAMETERS = (
+    ('autostart', True, 'Configure and activate on start (no lifecycle manager needed).', True, ''),
+    ('color_topic', 'camera/camera/color/image_raw', 'Color image (rgb8/bgr8).', True, ''),
+    ('depth_topic', 'camera/camera/aligned_depth_to_color/image_raw',
+     'Depth aligned to color: 16UC1 millimetres or 32FC1 metres.', True, ''),
+    ('camera_info_topic', 'camera/camera/color/camera_info', 'CameraInfo of the color image.',
+     True, ''),
+    ('speech_topic', 'speech/text', 'std_msgs/String commands from speech-to-text.', True, ''),
+    ('clicked_point_topic', 'clicked_point', 'RViz Publish Point -> describe.', True, ''),
+    ('queue_size', 10, 'Per-input synchroniser queue length.', True, '>= 1'),
+    ('slop', 0.05, 'Approximate-time tolerance between color, depth and info, s.', True, '> 0'),
+    ('exact_sync', False, 'Require identical stamps instead of approximate sync.', True, ''),
+    ('camera_info_timeout_s', 2.0, 'Report a missing input after this many seconds.', False,
+     '> 0'),
+    ('sensor_qos_reliable', False, 'Camera subscriptions reliable instead of best effort.', True,
+     ''),
+    ('camera_executor', 'events',
+     'Executor of the camera subscriptions: events (rclpy C++ EventsExecutor on its own '
+     'thread), single_threaded (rclpy Python executor on its own thread) or node (the '
+     "node's own multi-threaded executor).", True, ''),
+    ('engine', 'onnxruntime', 'Inference back-end: torch | onnxruntime | tensorrt.', True, ''),
+    ('model_path', '', 'Checkpoint (.safetensors) or ONNX export dir; empty = shipped model.',
+     True, ''),
+    ('device', 'cpu', 'cpu | cuda (torch, onnxruntime).', True, ''),
+    ('threads', 2, 'CPU threads of the engine (0 = library default).', True, '>= 0'),
+    ('geometry_threads', 1, 'CPU threads of the cloud filters (open3d; 0 = its default).', True,
+     '>= 0'),
+    ('metric_attributes', 'auto',
+     "Category and size of described objects re-decided with the measured 3D box: 'auto' "
+     '(the head fitted for the model, <checkpoint>_metric_attributes.safetensors, if '
+     "present), 'none', or a file from `unipixel-ros fit-attributes`.", True, ''),
+    ('exists_threshold', D.exists_threshold, 'Target-exists probability to report found.', False,
+     '[0, 1]'),
+    ('uncertain_threshold', D.uncertain_threshold,
+     'Below exists_threshold but above this: ask which one.', False, '[0, 1]'),
+    ('mask_threshold', D.mask_threshold, 'Mask probability threshold.', False, '[0, 1]'),
+    ('verify_attributes', ','.join(D.verify_attributes) or 'none',
+     'Attributes checked against the words (comma-separated from category,color,size, or '
+     'none): a phrase naming one its selected object is unlikely to have is "not found".',
+     False, ''),
+    ('verify_min_prob', D.verify_min_prob,
+     'verify_attributes rejects below this probability of the named attribute.', False,
+     '[0, 1]'),
+    ('min_depth_m', 0.1, 'Closest valid depth, m.', False, '> 0'),
+    ('max_depth_m', 3.0, 'Farthest valid depth, m.', False, '> min_depth_m'),
+    ('voxel_size_m', 0.0075, 'Voxel grid of the cloud filter, m.', False, '(0, 0.05]'),
+    ('gripper_max_opening_m', 0.08, 'Parallel gripper maximum opening, m (Panda 0.08).', False,
+     '(0, 0.5]'),
+    ('gripper_finger_depth_m', 0.04, 'Finger length that can wrap the object, m.', False, '> 0'),
+    ('publish_voxel_cloud', True, 'Publish the voxelised object cloud (lighter).', False, ''),
+    ('mask_alpha', 0.6, 'EMA weight of the newest mask probability (1 = no smoothing).', False,
+     '(0, 1]'),
+    ('pose_alpha', 0.4, 'EMA weight of the newest grasp pose (1 = no smoothing).', False,
+     '(0, 1]'),
+    ('max_misses', 5, 'Frames without the target before it is reported lost.', False, '>= 1'),
+    ('pick_stable_frames', 3, 'Consecutive found frames before unipixel/pick is sent.', False,
+     '>= 1'),
+    ('status_rate_hz', 1.0, 'Rate of unipixel/status.', True, '> 0'),
+)
+
+_UNIT = ('exists_threshold', 'uncertain_threshold', 'mask_threshold', 'verify_min_prob')
+_POSITIVE = ('slop', 'camera_info_timeout_s', 'min_depth_m', 'status_rate_hz',
+             'gripper_finger_depth_m')
+_AT_LEAST_ONE = ('queue_size', 'max_misses', 'pick_stable_frames')
+
+
+def declare_parameters(node) -> None:
+    """Declare every parameter of :data:`PARAMETERS` on ``node`` with its descriptor."""
+    for name, default, description, read_only, constraints in PARAMETERS:
+        node.declare_parameter(name, default, ParameterDescriptor(
+            description=description, read_only=read_only, additional_constraints=constraints))
+
+
+def check_parameter(name: str, value, get) -> str | None:
+    """Why ``value`` is not acceptable for ``name`` (None when it is). ``get(name)`` reads the
+    current value of another parameter."""
+    if name in _UNIT and not 0 <= value <= 1:
+        return 'must be in [0, 1]'
+    if name == 'verify_attributes' and not set(parse_attribute_list(value)) <= set(
+            VERIFIABLE_ATTRIBUTES):
+        return "must be 'none' or a comma-separated subset of category,color,size"
+    if name in ('mask_alpha', 'pose_alpha') and not 0 < value <= 1:
+        return 'must be in (0, 1]'
+    if name in _POSITIVE and not value > 0:
+        return 'must be > 0'
+    if name == 'voxel_size_m' and not 0 < value <= 0.05:
+        return 'must be in (0, 0.05]'
+    if name == 'gripper_max_opening_m' and not 0 < value <= 0.5:
+        return 'must be in (0, 0.5]'
+    if name in _AT_LEAST_ONE and value < 1:
+        return 'must be >= 1'
+    if name in ('threads', 'geometry_threads') and value < 0:
+        return 'must be >= 0'
+    if name == 'camera_executor' and value not in CAMERA_EXECUTORS:
+        return f'must be one of {", ".join(CAMERA_EXECUTORS)}'
+    if name == 'engine' and value not in ENGINES:
+        return f'must be one of {", ".join(ENGINES)}'
+    if name == 'max_depth_m' and value <= get('min_depth_m'):
+        return 'must be > min_depth_m'
+    return None
+
+
+def validate(params, get) -> SetParametersResult:
+    """The node's set-parameters callback: refuse the whole change at the first bad value."""
+    for prm in params:
+        bad = check_parameter(prm.name, prm.value, get)
+        if bad:
+            return SetParametersResult(successful=False, reason=f'{prm.name}={prm.value!r}: {bad}')
+    return SetParametersResult(successful=True)
+
+
+def decision_settings(get) -> DecisionSettings:
+    """The predictor's :class:`DecisionSettings` from the current parameters."""
+    return DecisionSettings(
+        exists_threshold=get('exists_threshold'), mask_threshold=get('mask_threshold'),
+        uncertain_threshold=get('uncertain_threshold'),
+        verify_attributes=parse_attribute_list(get('verify_attributes')),
+        verify_min_prob=get('verify_min_prob'), metric_attributes=get('metric_attributes'))
+
+
+def geometry_config(get) -> GeometryConfig:
+    """The geometry tunables from the current parameters."""
+    return GeometryConfig(min_depth=get('min_depth_m'), max_depth=get('max_depth_m'),
+                          voxel_size=get('voxel_size_m'),
+                          gripper=GripperConfig(max_opening=get('gripper_max_opening_m'),
+                                                finger_depth=get('gripper_finger_depth_m')))

@@ -1,0 +1,220 @@
+"""One-off questions to ``unipixel_node``: the Segment and Describe services, the TrackObject
+action, and RViz clicks. Each becomes a :class:`Job` the worker answers on its next frame (or
+the followed command, for tracking); the service and action callbacks wait for it in a
+reentrant callback group, so the node's executor stays free."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import rclpy
+from geometry_msgs.msg import PointStamped
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from sensor_msgs.msg import CameraInfo, Image
+from unipixel_msgs.action import TrackObject
+from unipixel_msgs.msg import ReferringResult
+from unipixel_msgs.srv import Describe, Segment
+
+from unipixel_ros.language import CommandAction, CommandError, parse_command
+
+
+@dataclass
+class Frame:
+    """One synchronised RGB-D frame as received (decoded by the worker)."""
+
+    color: Image
+    depth: Image
+    info: CameraInfo
+    received: float                     # time.monotonic() at synchronisation
+    taken: float = 0.0                  # time.monotonic() when the worker took it
+
+
+@dataclass
+class Job:
+    """A one-off answer the worker gives on its next frame."""
+
+    kind: str                           # 'query' | 'point'
+    query: str = ''                     # referring expression ('' for point)
+    uv: tuple | None = None             # (u, v) pixel for 'point'
+    done: threading.Event = field(default_factory=threading.Event)
+    result: ReferringResult | None = None
+    attributes: dict = field(default_factory=dict)
+    error: str = ''
+
+
+class QueryServices:
+    """The services, the action and the click handling of ``node`` (a UnipixelNode)."""
+
+    def __init__(self, node, callback_group) -> None:
+        self.node = node
+        self._jobs: deque[Job] = deque(maxlen=8)
+        self._lock = threading.Lock()
+        self._track_goal = None
+        self._track_feedback: deque = deque(maxlen=1)
+        self._last_clicked: tuple | None = None
+        self._entities = [
+            node.create_service(Segment, 'unipixel/segment', self._on_segment,
+                                callback_group=callback_group),
+            node.create_service(Describe, 'unipixel/describe', self._on_describe,
+                                callback_group=callback_group)]
+        self._action = ActionServer(node, TrackObject, 'unipixel/track', self._execute_track,
+                                    goal_callback=lambda _: GoalResponse.ACCEPT,
+                                    cancel_callback=lambda _: CancelResponse.ACCEPT,
+                                    callback_group=callback_group)
+
+    def destroy(self) -> None:
+        self._action.destroy()
+        for srv in self._entities:
+            self.node.destroy_service(srv)
+
+    # ---- called by the worker -------------------------------------------------------------------
+    def take_jobs(self) -> list[Job]:
+        jobs = []
+        while self._jobs:
+            jobs.append(self._jobs.popleft())
+        return jobs
+
+    def fail_pending(self, why: str) -> None:
+        for job in list(self._jobs):
+            job.error = why
+            job.done.set()
+
+    def feedback(self, result: ReferringResult, misses: int) -> None:
+        with self._lock:
+            if self._track_goal is not None:
+                self._track_feedback.append((result, misses))
+
+    def stop_tracking(self) -> None:
+        """A new command (or stop) ends the tracking goal, if any."""
+        with self._lock:
+            self._track_goal = None
+
+    # ---- clicks ---------------------------------------------------------------------------------
+    def click(self, msg: PointStamped) -> None:
+        uv = self._project(msg)
+        if uv is not None:
+            self._last_clicked = uv
+            self._jobs.append(Job('point', uv=uv))
+
+    def describe_last_click(self) -> None:
+        if self._last_clicked is None:
+            self.node._reply('Point at something in RViz first, then ask me what it is.')
+        else:
+            self._jobs.append(Job('point', uv=self._last_clicked))
+
+    def _project(self, msg: PointStamped) -> tuple | None:
+        node = self.node
+        geom = node._last_frame_geometry
+        if geom is None:
+            node._reply('I have no camera image to look at yet.')
+            return None
+        intr, frame_id = geom
+        if msg.header.frame_id and msg.header.frame_id != frame_id:
+            node._report(f'clicked point is in frame {msg.header.frame_id!r}, expected the '
+                         f'camera frame {frame_id!r} (no tf2 here: publish it in the camera '
+                         'frame)', error=True)
+            return None
+        p = msg.point
+        if p.z <= 0:
+            node._report('clicked point is behind the camera', error=True)
+            return None
+        u, v = intr.fx * p.x / p.z + intr.cx, intr.fy * p.y / p.z + intr.cy
+        if not (0 <= u < intr.width and 0 <= v < intr.height):
+            node._report(f'clicked point projects outside the image ({u:.0f}, {v:.0f})',
+                         error=True)
+            return None
+        return (u, v)
+
+    # ---- services and action (reentrant group: they wait for the worker) -------------------------
+    def _wait_job(self, job: Job, timeout_s: float) -> Job:
+        self._jobs.append(job)
+        if not job.done.wait(timeout_s):
+            job.error = f'no camera frame was processed within {timeout_s:.1f} s'
+        return job
+
+    def _on_segment(self, request, response):
+        try:
+            cmd = parse_command(request.query)
+        except CommandError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        if not cmd.expression:
+            response.success, response.message = False, f'{request.query!r} names no object'
+            return response
+        job = self._wait_job(Job('query', cmd.expression), request.timeout_s or 5.0)
+        response.success = not job.error
+        response.message = job.error
+        if job.result is not None:
+            response.result = job.result
+        return response
+
+    def _on_describe(self, request, response):
+        if request.use_point:
+            uv = self._project(request.point)
+            if uv is None:
+                response.success, response.message = False, self.node._last_message
+                return response
+        else:
+            uv = (float(request.u), float(request.v))
+        job = self._wait_job(Job('point', uv=uv), 5.0)
+        response.success = not job.error and job.result is not None and job.result.found
+        response.message = job.error or ('' if response.success else 'no object at that point')
+        if job.result is not None:
+            response.result = job.result
+            response.description = job.result.description
+            for key in ('category', 'color', 'size'):
+                setattr(response, key, job.attributes.get(key, ('', 0))[0])
+            response.score = float(job.result.score)
+        return response
+
+    def _execute_track(self, goal_handle):
+        node = self.node
+        try:
+            cmd = parse_command(goal_handle.request.query)
+        except CommandError as exc:
+            goal_handle.abort()
+            return TrackObject.Result(success=False, message=str(exc))
+        node.request_command(CommandAction.TRACK, cmd.expression)
+        with self._lock:
+            self._track_goal = goal_handle
+            self._track_feedback.clear()
+        start, frames, last = time.monotonic(), 0, ReferringResult()
+        limit = goal_handle.request.max_duration_s
+        message, success = 'time limit reached', True
+        while rclpy.ok() and node._running:
+            if goal_handle.is_cancel_requested:
+                self._end_goal(goal_handle)
+                goal_handle.canceled()
+                return TrackObject.Result(success=True, message='canceled', frames_tracked=frames,
+                                          last_result=last)
+            with self._lock:
+                superseded = self._track_goal is not goal_handle
+            if superseded:
+                message, success = 'superseded by a new command', False
+                break
+            if limit > 0 and time.monotonic() - start > limit:
+                break
+            if self._track_feedback:
+                result, misses = self._track_feedback.popleft()
+                last, frames = result, frames + 1
+                goal_handle.publish_feedback(TrackObject.Feedback(result=result,
+                                                                  consecutive_misses=misses))
+            time.sleep(0.01)
+        self._end_goal(goal_handle)
+        if success:
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
+        return TrackObject.Result(success=success, message=message, frames_tracked=frames,
+                                  last_result=last)
+
+    def _end_goal(self, goal_handle) -> None:
+        """The goal is over: stop following its command unless a newer one replaced it."""
+        with self._lock:
+            mine = self._track_goal is goal_handle
+            if mine:
+                self._track_goal = None
+        if mine:
+            self.node.request_command(CommandAction.STOP, '')
