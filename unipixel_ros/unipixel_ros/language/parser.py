@@ -20,6 +20,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from . import grammar
+
 MAX_COMMAND_CHARS = 300
 
 
@@ -42,20 +44,8 @@ class Command:
     text: str              # the cleaned utterance
 
 
-_STOP = re.compile(r'^(stop|cancel|abort|halt|never ?mind|forget it|that\'?s enough)\b')
-_DESCRIBE = re.compile(r'^(what(\'s| is) (this|that|there|here)|describe (this|that|it)'
-                       r'|what do you see (here|there))\b')
-_POLITE_PREFIX = re.compile(r'^((hey|ok|okay) robot,?\s+|robot,?\s+)?((please|kindly)\s+)?'
-                            r'((can|could|would|will) you\s+(please\s+)?)?')
-_CARRIERS = [
-    (CommandAction.TRACK, r'(track|follow|keep (tracking|following|an eye on)|watch)'),
-    (CommandAction.PICK, r'(pick up|pick|grab|grasp|take|fetch|get|bring me|bring|hand me|'
-                         r'give me|pass me|lift|hold)'),
-    (CommandAction.FIND, r'(show me|find|locate|look at|point at|point to|highlight|segment|'
-                         r'where is|where\'s|do you see|can you see|is there)'),
-]
-_CARRIER_RES = [(a, re.compile(rf'^{p}\b\s*(up\s+)?')) for a, p in _CARRIERS]
-_SUFFIX = re.compile(r'(\s*,?\s*(please|for me|thanks|thank you))+$')
+_ACTIONS = {'pick': CommandAction.PICK, 'find': CommandAction.FIND,
+            'track': CommandAction.TRACK}
 
 
 def _clean(text: str) -> str:
@@ -70,7 +60,7 @@ def _clean(text: str) -> str:
     text = unicodedata.normalize('NFKC', text).lower()
     text = re.sub(r'[\s]+', ' ', text).strip()
     text = re.sub(r'[.!?;:]+$', '', text).strip()
-    if not text:
+    if not re.search(r'[a-z0-9]', text):
         raise CommandError('command is empty')
     return text
 
@@ -78,20 +68,19 @@ def _clean(text: str) -> str:
 def parse_command(text: str) -> Command:
     """Parse one utterance. Raises CommandError for unusable input."""
     clean = _clean(text)
-    if _STOP.match(clean):
+    tokens = grammar.tokenize(clean)
+    prefix = grammar.read_prefix(tokens)
+    if prefix.kind == 'stop':
         return Command(CommandAction.STOP, '', clean)
-    body = _POLITE_PREFIX.sub('', clean, count=1).strip()
-    if _DESCRIBE.match(body):
+    if prefix.kind == 'describe':
         return Command(CommandAction.DESCRIBE, '', clean)
-    action = CommandAction.FIND
-    for candidate, pattern in _CARRIER_RES:
-        m = pattern.match(body)
-        if m:
-            action, body = candidate, body[m.end():]
-            break
-    body = _SUFFIX.sub('', body).strip(' ,')
-    if not re.search(r'[a-z]', body):
+    words = grammar.expression_words(prefix)
+    if not words:
         raise CommandError(f'no object named in {text.strip()!r}')
-    if not body.startswith(('the ', 'a ', 'an ', 'that ', 'this ', 'my ')):
-        body = 'the ' + body
-    return Command(action, body, clean)
+    if grammar.names_nothing(words):
+        raise CommandError(f'no object named in {text.strip()!r}: {" ".join(words)!r} does not '
+                           f'say which object; name it, e.g. "the red cup"')
+    if words[0] not in grammar.DETERMINERS:
+        words.insert(0, 'the')
+    action = _ACTIONS[prefix.action] if prefix.kind == 'verb' else CommandAction.FIND
+    return Command(action, ' '.join(words), clean)
