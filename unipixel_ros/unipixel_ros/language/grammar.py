@@ -77,14 +77,20 @@ RELATIONAL = frozenset(
     'outside around against with from closer close far toward towards'.split())
 #: words before "to me" that make it part of the description ("the cup closest to me")
 _NEAR_WORDS = frozenset(
-    'closest nearest close closer near nearer next farthest furthest far left right'.split())
+    'closest nearest close closer near nearer next farthest furthest far'.split())
 #: an expression made only of these names nothing ("it", "that one", "the other one")
 REFERENCE_ONLY = frozenset(
     'it this that these those them one ones the a an other another same something anything '
     'there here up'.split())
-#: verbs whose particle may come after the object ("pick the cup up")
-PARTICLE_VERBS = frozenset({('pick',), ('picking',), ('lift',), ('lifting',), ('pick', 'up'),
-                            ('lift', 'up')})
+#: adverbs dropped inside a request ("i would *really* like", "could you *just* grab")
+ADVERBS = frozenset('really just quickly also actually maybe possibly definitely'.split())
+_BEFORE_ADVERB = frozenset('i we you would could will'.split())   # not "can": the category
+#: particles a verb may leave after its object ("pick the cup up", "bring the can over")
+PARTICLES = {'pick': 'up', 'picking': 'up', 'lift': 'up', 'lifting': 'up', 'bring': 'over',
+             'bringing': 'over', 'hand': 'over', 'handing': 'over', 'pass': 'over',
+             'passing': 'over', 'give': 'over'}
+#: words that close a "where" question ("where the box *is*", "where did the bowl *go*")
+WHERE_CLOSERS = frozenset('is are go gone went at'.split())
 #: verbs that are neither PICK nor TRACK: the command is still a FIND of their object
 OTHER_VERBS = frozenset(
     'push move put place drop touch tap poke knock nudge shake turn rotate flip open close '
@@ -119,7 +125,7 @@ _VERBS = {
     'pick': """
         pick up | pick | picking up | picking | grab | grabbing | grasp | grasping | take |
         taking | fetch | fetching | get | getting | bring | bringing | hand | handing | give |
-        giving | pass | passing | lift | lift up | lifting | hold | holding | hold on to | hold onto |
+        giving | pass | passing | hand over | pass over | bring over | lift | lift up | lifting | hold | holding | hold on to | hold onto |
         collect | retrieve | i need | i want | i would like | i would love | i will have |
         i will take | we need | we want | can i have | could i have | may i have | can i get |
         could i get | may i get | let me have | let me get | give me | get me | i am after
@@ -132,7 +138,7 @@ _VERBS = {
         can you find
         """,
     'where': """
-        where is | where are | where | tell me where | show me where | do you know where |
+        where is | where are | where | where did | where has | where have | tell me where | show me where | do you know where |
         can you tell me where | could you tell me where
         """,
     'track': """
@@ -154,7 +160,7 @@ thanks | thank you | thank you very much | thanks a lot | cheers | robot | thank
 for me | for us | over here | over to me | if you can | if you could | if possible |
 when you can | quickly | real quick | again | as well | too | ok | okay | then |
 will you | would you | can you | could you | yes | now | right now | to me | to us | here |
-up | is | are
+instead | up | over | is | are | go | gone | went | at
 """
 
 
@@ -207,7 +213,9 @@ def tokenize(text: str) -> list[str]:
     for word in _TOKEN.findall(text):
         word = word.strip("'")
         tokens.extend(CONTRACTIONS.get(word, word).split())
-    return collapse_repeats([t for t in tokens if t not in ANYWHERE])
+    tokens = [t for i, t in enumerate(tokens) if t not in ANYWHERE and not (
+        t in ADVERBS and i > 0 and tokens[i - 1] in _BEFORE_ADVERB)]
+    return collapse_repeats(tokens)
 
 
 def collapse_repeats(tokens: list[str], longest: int = 3) -> list[str]:
@@ -276,9 +284,9 @@ def _suffix_applies(phrase: tuple[str, ...], before: list[str], prefix: Prefix) 
         return last != 'the'                               # "the cup on the right now"
     if phrase == ('here',):
         return prefix.action == 'pick'                     # "bring it here"; "the cup here"
-    if phrase == ('up',):
-        return prefix.verb in PARTICLE_VERBS               # "pick the cup up"
-    if phrase in (('is',), ('are',)):
+    if phrase in (('up',), ('over',)):
+        return bool(prefix.verb) and PARTICLES.get(prefix.verb[0]) == phrase[0]
+    if phrase[0] in WHERE_CLOSERS:
         return prefix.where                                # "tell me where the box is"
     return True
 
