@@ -196,7 +196,7 @@ def _build_prefix_table() -> dict[tuple[str, ...], _Entry]:
 PREFIX_TABLE = _build_prefix_table()
 SUFFIXES = sorted(_phrases(_SUFFIX), key=len, reverse=True)
 _LONGEST = max(len(p) for p in PREFIX_TABLE)
-_TOKEN = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*")
+_TOKEN = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*")      # words, with inner ' and -
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,10 +346,7 @@ def expression_words(prefix: Prefix) -> list[str]:
             tokens = tokens[len(lead):]
             break
     tokens = strip_suffix(tokens, prefix)
-    tokens = drop_unknown_carrier(tokens)
-    if tokens and tokens[0] in OTHER_VERBS and prefix.kind == '':
-        tokens = tokens[1:]
-    return strip_suffix(tokens, prefix)
+    return drop_unknown_carrier(tokens)
 
 
 def names_nothing(tokens: list[str]) -> bool:

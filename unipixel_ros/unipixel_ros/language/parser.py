@@ -1,17 +1,27 @@
 """Parse a speech-to-text utterance into an action and a referring expression.
 
-    "pick up the red cup"          -> PICK,     "the red cup"
-    "could you grab the ball?"     -> PICK,     "the ball"
-    "hand me the small box please" -> PICK,     "the small box"
-    "show me / find the bowl"      -> FIND,     "the bowl"
-    "track the can"                -> TRACK,    "the can"
-    "stop" / "cancel" / "never mind" -> STOP
-    "what is this" / "what's that" -> DESCRIBE (the object at the last clicked point)
-    "the blue bottle"              -> FIND (a bare phrase is a query)
+    "pick up the red cup" / "pick the red cup up"   -> PICK,  "the red cup"
+    "could you grab the ball?"                      -> PICK,  "the ball"
+    "get me / bring me / hand me the small box"     -> PICK,  "the small box"
+    "I need / I'd like / can I have the bowl"       -> PICK,  "the bowl"
+    "bring the can over here, thanks"               -> PICK,  "the can"
+    "show me / find / where is / do you see the bowl" -> FIND, "the bowl"
+    "push the red cup" (a verb we do not act on)    -> FIND,  "the red cup"
+    "the blue bottle" (a bare phrase)               -> FIND,  "the blue bottle"
+    "track / follow / keep an eye on the can"       -> TRACK, "the can"
+    "stop" / "cancel" / "never mind" / "don't ..."  -> STOP
+    "wait" / "hold on" / "hang on" (alone)          -> STOP
+    "what is this" / "what's that"                  -> DESCRIBE (the object at the last click)
 
-The referring expression keeps the words the model was trained on; only carrier phrases,
-politeness and trailing punctuation are removed. Input is validated: empty, oversized or
-control-character-laden text raises :class:`CommandError` with a readable reason.
+The referring expression keeps the object words as said, relations and positions included
+("the cup to the left of the bowl", "the ball on the right"); only carrier phrases, fillers,
+politeness, stutters and punctuation are removed, and "the" is put in front when the speaker
+gave no determiner. How the words are told apart is in :mod:`.grammar`.
+
+Unusable input raises :class:`CommandError` with a readable reason: empty, oversized or
+control-character-laden text, and a command that names no object ("pick up", "grab it",
+"that one"). A pronoun is an error rather than a reference to the last object: the parser has
+no memory, and guessing what "it" is before a grasp is worse than asking.
 """
 from __future__ import annotations
 
@@ -34,7 +44,7 @@ class CommandAction(enum.Enum):
 
 
 class CommandError(ValueError):
-    """The utterance cannot be used as a command (empty, too long, unreadable)."""
+    """The utterance cannot be used as a command (empty, too long, unreadable, names nothing)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,7 @@ def _clean(text: str) -> str:
     text = unicodedata.normalize('NFKC', text).lower()
     text = re.sub(r'[\s]+', ' ', text).strip()
     text = re.sub(r'[.!?;:]+$', '', text).strip()
-    if not re.search(r'[a-z0-9]', text):
+    if not text:
         raise CommandError('command is empty')
     return text
 
