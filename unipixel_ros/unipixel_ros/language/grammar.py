@@ -98,12 +98,13 @@ OTHER_VERBS = frozenset(
     'hit squeeze wash fill stack sort hide'.split())
 
 # --------------------------------------------------------------------------------------------
-# Phrase tables: (phrase, kind, action). Kinds:
+# Phrase tables, "|"-separated, compiled into PREFIX_TABLE: word tuple -> _Entry. Kinds:
 #   skip       consumed, the walk goes on
 #   skip_more  consumed only when something follows; alone it is a STOP ("wait", "hold on")
 #   stop       the utterance is a STOP, whatever follows ("stop tracking the ball")
-#   verb       sets the action; what follows is the expression
-#   where      a FIND verb whose clause may end in "is"/"are" ("tell me where the box is")
+#   describe   the utterance is a DESCRIBE question
+#   verb       sets the action; what follows is the expression. _VERBS['where'] are FIND verbs
+#              whose clause may end in "is"/"go" ("tell me where the box is")
 
 _SKIP = """
 hey robot | hi robot | hello robot | ok robot | okay robot | robot | hey | hi | hello | yo |
@@ -125,10 +126,11 @@ _VERBS = {
     'pick': """
         pick up | pick | picking up | picking | grab | grabbing | grasp | grasping | take |
         taking | fetch | fetching | get | getting | bring | bringing | hand | handing | give |
-        giving | pass | passing | hand over | pass over | bring over | lift | lift up | lifting | hold | holding | hold on to | hold onto |
-        collect | retrieve | i need | i want | i would like | i would love | i will have |
-        i will take | we need | we want | can i have | could i have | may i have | can i get |
-        could i get | may i get | let me have | let me get | give me | get me | i am after
+        giving | pass | passing | hand over | pass over | bring over | lift | lift up | lifting |
+        hold | holding | hold on to | hold onto | collect | retrieve | i need | i want |
+        i would like | i would love | i will have | i will take | we need | we want |
+        can i have | could i have | may i have | can i get | could i get | may i get |
+        let me have | let me get | give me | get me | i am after
         """,
     'find': """
         find | finding | locate | locating | show | showing | look at | look for | looking for |
@@ -138,8 +140,8 @@ _VERBS = {
         can you find
         """,
     'where': """
-        where is | where are | where | where did | where has | where have | tell me where | show me where | do you know where |
-        can you tell me where | could you tell me where
+        where is | where are | where | where did | where has | where have | tell me where |
+        show me where | do you know where | can you tell me where | could you tell me where
         """,
     'track': """
         track | tracking | follow | following | keep tracking | keep following |
@@ -286,7 +288,7 @@ def _suffix_applies(phrase: tuple[str, ...], before: list[str], prefix: Prefix) 
         return prefix.action == 'pick'                     # "bring it here"; "the cup here"
     if phrase in (('up',), ('over',)):
         return bool(prefix.verb) and PARTICLES.get(prefix.verb[0]) == phrase[0]
-    if phrase[0] in WHERE_CLOSERS:
+    if len(phrase) == 1 and phrase[0] in WHERE_CLOSERS:
         return prefix.where                                # "tell me where the box is"
     return True
 
