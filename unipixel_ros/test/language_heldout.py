@@ -1,7 +1,8 @@
 """Held-out natural commands, written before the grammar in ``language/grammar.py`` existed.
 
-These are not used to tune the grammar: the first run against it is reported as the held-out
-score. Each row is ``(utterance, action name, expression)``; action ``'error'`` means the
+These were not used to tune the grammar. First runs against it: ``HELD_OUT`` 35/35,
+``HELD_OUT_2`` 32/35 (missed: "i would *really* like", "hand *over* the cup", "where did the
+bowl *go*"; the grammar was fixed afterwards and both lists must now pass). Each row is ``(utterance, action name, expression)``; action ``'error'`` means the
 utterance must raise ``CommandError``; STOP and DESCRIBE have an empty expression.
 """
 
