@@ -63,7 +63,7 @@ def test_stop_and_describe_have_no_expression():
 
 
 def test_parse_time_per_command():
-    """Median over the table under 1 ms, a loose budget for a loaded machine (a parse takes ~40 us)."""
+    """Median over the table under 1 ms, loose for a loaded machine (a parse takes ~40 us)."""
     times = []
     for text, _, _ in PHRASES:
         start = time.perf_counter()
