@@ -4,9 +4,12 @@ Used to check the model's answer against the words (``ReferringPredictor`` verif
 the phrase asks for a *green block* and the attribute heads are sure the selected object is a
 can, the answer is "not found" rather than a confident pick of the wrong thing.
 
-The target's noun phrase comes first in the commands we parse ("the large red cup to the left
-of the ball"), so the target is the first noun, with the colour and size words right before
-it; words after it describe anchors. Unknown words (synonyms outside the vocabulary) are simply
+The text may be a whole command ("can you grab the can on the left") or an expression the
+parser already extracted; either way it goes through :func:`parse_command` first, so the words
+read here are exactly the query the model gets, without carrier words ("can you", "hand me").
+The target's noun phrase comes first in an expression ("the large red cup to the left of the
+ball"), so the target is the first noun, with the colour and size words right before it; words
+after it describe anchors. Unknown words (synonyms outside the vocabulary) are simply
 not mentions, so the check never fires on what it cannot read.
 """
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import re
 
 from unipixel_ros.dataset.vocab import CATEGORIES, COLORS
+
+from .parser import CommandError, parse_command
 
 #: size words -> vocabulary size (the simulator's grammar says "medium-sized")
 SIZE_WORDS = {'small': 'small', 'medium': 'medium', 'medium-sized': 'medium', 'large': 'large'}
@@ -39,10 +44,11 @@ def target_mentions(text: str) -> dict:
     {'category': 'cup', 'color': 'red', 'size': 'small'}
     """
     said = {'category': None, 'color': None, 'size': None}
-    tokens = _TOKEN.findall(text.lower())
-    for i, token in enumerate(tokens):
-        if token == 'can' and tokens[i + 1:i + 2] in (['you'], ['i'], ['we'], ['someone']):
-            continue                                               # "can you grab ..."
+    try:
+        text = parse_command(text).expression        # '' for STOP / DESCRIBE: nothing said
+    except CommandError:
+        pass                                         # unusable as a command: read it as it is
+    for token in _TOKEN.findall(text.lower()):
         category = _category(token)
         if category is not None or token in GENERIC_NOUNS:
             said['category'] = category

@@ -1,17 +1,27 @@
 """Parse a speech-to-text utterance into an action and a referring expression.
 
-    "pick up the red cup"          -> PICK,     "the red cup"
-    "could you grab the ball?"     -> PICK,     "the ball"
-    "hand me the small box please" -> PICK,     "the small box"
-    "show me / find the bowl"      -> FIND,     "the bowl"
-    "track the can"                -> TRACK,    "the can"
-    "stop" / "cancel" / "never mind" -> STOP
-    "what is this" / "what's that" -> DESCRIBE (the object at the last clicked point)
-    "the blue bottle"              -> FIND (a bare phrase is a query)
+    "pick up the red cup" / "pick the red cup up"   -> PICK,  "the red cup"
+    "could you grab the ball?"                      -> PICK,  "the ball"
+    "get me / bring me / hand me the small box"     -> PICK,  "the small box"
+    "I need / I'd like / can I have the bowl"       -> PICK,  "the bowl"
+    "bring the can over here, thanks"               -> PICK,  "the can"
+    "show me / find / where is / do you see the bowl" -> FIND, "the bowl"
+    "push the red cup" (a verb we do not act on)    -> FIND,  "the red cup"
+    "the blue bottle" (a bare phrase)               -> FIND,  "the blue bottle"
+    "track / follow / keep an eye on the can"       -> TRACK, "the can"
+    "stop" / "cancel" / "never mind" / "don't ..."  -> STOP
+    "wait" / "hold on" / "hang on" (alone)          -> STOP
+    "what is this" / "what's that"                  -> DESCRIBE (the object at the last click)
 
-The referring expression keeps the words the model was trained on; only carrier phrases,
-politeness and trailing punctuation are removed. Input is validated: empty, oversized or
-control-character-laden text raises :class:`CommandError` with a readable reason.
+The referring expression keeps the object words as said, relations and positions included
+("the cup to the left of the bowl", "the ball on the right"); only carrier phrases, fillers,
+politeness, stutters and punctuation are removed, and "the" is put in front when the speaker
+gave no determiner. How the words are told apart is in :mod:`.grammar`.
+
+Unusable input raises :class:`CommandError` with a readable reason: empty, oversized or
+control-character-laden text, and a command that names no object ("pick up", "grab it",
+"that one"). A pronoun is an error rather than a reference to the last object: the parser has
+no memory, and guessing what "it" is before a grasp is worse than asking.
 """
 from __future__ import annotations
 
@@ -19,6 +29,8 @@ import enum
 import re
 import unicodedata
 from dataclasses import dataclass
+
+from . import grammar
 
 MAX_COMMAND_CHARS = 300
 
@@ -32,7 +44,7 @@ class CommandAction(enum.Enum):
 
 
 class CommandError(ValueError):
-    """The utterance cannot be used as a command (empty, too long, unreadable)."""
+    """The utterance cannot be used as a command (empty, too long, unreadable, names nothing)."""
 
 
 @dataclass(frozen=True)
@@ -42,20 +54,8 @@ class Command:
     text: str              # the cleaned utterance
 
 
-_STOP = re.compile(r'^(stop|cancel|abort|halt|never ?mind|forget it|that\'?s enough)\b')
-_DESCRIBE = re.compile(r'^(what(\'s| is) (this|that|there|here)|describe (this|that|it)'
-                       r'|what do you see (here|there))\b')
-_POLITE_PREFIX = re.compile(r'^((hey|ok|okay) robot,?\s+|robot,?\s+)?((please|kindly)\s+)?'
-                            r'((can|could|would|will) you\s+(please\s+)?)?')
-_CARRIERS = [
-    (CommandAction.TRACK, r'(track|follow|keep (tracking|following|an eye on)|watch)'),
-    (CommandAction.PICK, r'(pick up|pick|grab|grasp|take|fetch|get|bring me|bring|hand me|'
-                         r'give me|pass me|lift|hold)'),
-    (CommandAction.FIND, r'(show me|find|locate|look at|point at|point to|highlight|segment|'
-                         r'where is|where\'s|do you see|can you see|is there)'),
-]
-_CARRIER_RES = [(a, re.compile(rf'^{p}\b\s*(up\s+)?')) for a, p in _CARRIERS]
-_SUFFIX = re.compile(r'(\s*,?\s*(please|for me|thanks|thank you))+$')
+_ACTIONS = {'pick': CommandAction.PICK, 'find': CommandAction.FIND,
+            'track': CommandAction.TRACK}
 
 
 def _clean(text: str) -> str:
@@ -78,20 +78,19 @@ def _clean(text: str) -> str:
 def parse_command(text: str) -> Command:
     """Parse one utterance. Raises CommandError for unusable input."""
     clean = _clean(text)
-    if _STOP.match(clean):
+    tokens = grammar.tokenize(clean)
+    prefix = grammar.read_prefix(tokens)
+    if prefix.kind == 'stop':
         return Command(CommandAction.STOP, '', clean)
-    body = _POLITE_PREFIX.sub('', clean, count=1).strip()
-    if _DESCRIBE.match(body):
+    if prefix.kind == 'describe':
         return Command(CommandAction.DESCRIBE, '', clean)
-    action = CommandAction.FIND
-    for candidate, pattern in _CARRIER_RES:
-        m = pattern.match(body)
-        if m:
-            action, body = candidate, body[m.end():]
-            break
-    body = _SUFFIX.sub('', body).strip(' ,')
-    if not re.search(r'[a-z]', body):
+    words = grammar.expression_words(prefix)
+    if not words:
         raise CommandError(f'no object named in {text.strip()!r}')
-    if not body.startswith(('the ', 'a ', 'an ', 'that ', 'this ', 'my ')):
-        body = 'the ' + body
-    return Command(action, body, clean)
+    if grammar.names_nothing(words):
+        raise CommandError(f'no object named in {text.strip()!r}: {" ".join(words)!r} does not '
+                           f'say which object; name it, e.g. "the red cup"')
+    if words[0] not in grammar.DETERMINERS:
+        words.insert(0, 'the')
+    action = _ACTIONS[prefix.action] if prefix.kind == 'verb' else CommandAction.FIND
+    return Command(action, ' '.join(words), clean)
