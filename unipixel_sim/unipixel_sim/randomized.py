@@ -360,7 +360,7 @@ def _sample_object(rng: np.random.Generator, draw: _Draw, held: List[str]) -> Ra
         handle=bool(params.get('handle', 0.0)), shape_variant=variant, scale=scale,
         params={k: float(v) for k, v in params.items()}, color_extended=extended,
         pattern=pattern, rgba2=[float(v) for v in rgb2] + [1.0], color2=name_color(rgb2).basic,
-        accent_rgba=accent + [1.0], specular=float(rng.uniform(0.0, 0.6)),
+        accent_rgba=accent + [1.0], specular=float(rng.uniform(0.0, 0.3)),
         shininess=float(rng.uniform(0.1, 0.9)), distractor=distractor)
 
 
