@@ -9,9 +9,13 @@ from typing import Optional, Sequence
 
 def _generate(args: argparse.Namespace) -> int:
     from .generate import generate_dataset
+    if args.generator == 'default' and args.split != 'train':
+        print('generate: --split shifted needs --generator randomized', file=sys.stderr)
+        return 2
     summary = generate_dataset(args.out, args.scenes, seed=args.seed, workers=args.workers,
                                n_expressions=args.expressions, width=args.width,
-                               height=args.height, progress=not args.no_progress)
+                               height=args.height, progress=not args.no_progress,
+                               generator=args.generator, split=args.split)
     n = max(summary['expressions'], 1)
     print(f"{summary['scenes']} scenes in {summary['seconds']:.1f} s "
           f"({summary['scenes_per_s']:.2f} scenes/s, {args.workers} workers) -> {summary['out']}")
@@ -19,6 +23,9 @@ def _generate(args: argparse.Namespace) -> int:
         f'{t} {c}' for t, c in sorted(summary['by_type'].items())))
     print(f"absent targets: {summary['absent']} ({100.0 * summary['absent'] / n:.1f}%), "
           f"ambiguous proposals dropped: {summary['dropped_ambiguous']}")
+    if 'held_out' in summary:
+        print('scenes with held-out values: ' + (', '.join(
+            f'{k} {v}' for k, v in summary['held_out'].items()) or 'none'))
     return 0
 
 
@@ -43,12 +50,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     gen.add_argument('--width', type=int, default=640)
     gen.add_argument('--height', type=int, default=480)
     gen.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    gen.add_argument('--generator', choices=('default', 'randomized'), default='default',
+                     help='default: the original scenes (unchanged); randomized: domain '
+                          'randomization, sensor effects, parametric shapes')
+    gen.add_argument('--split', choices=('train', 'shifted'), default='train',
+                     help='randomized only: train (train/val/test by seed, no held-out factor '
+                          'values) or shifted (held-out factor values, split "shifted")')
     gen.set_defaults(func=_generate)
 
     prev = sub.add_parser('preview', help='contact sheet of 16 scenes with target masks')
     prev.add_argument('--data', required=True, help='dataset folder')
     prev.add_argument('--out', required=True, help='output PNG')
-    prev.add_argument('--split', choices=('train', 'val', 'test'), default=None)
+    prev.add_argument('--split', choices=('train', 'val', 'test', 'shifted'), default=None)
     prev.set_defaults(func=_preview)
 
     from . import grasp_check

@@ -104,7 +104,17 @@ def _objects(scene) -> Sequence[dict]:
 
 
 def _matches(obj: dict, desc: Description) -> bool:
-    return all(desc.get(k) is None or obj[k] == desc[k] for k in ('category', 'color', 'size'))
+    """Whether ``obj`` may be what ``desc`` describes. Objects of randomized scenes may carry
+    ``color_terms`` (every colour word that may describe them, e.g. both colours of a two-tone
+    pattern) and ``size_relative`` (the size word that is clearly true in the scene, or None);
+    objects without them match on ``color`` and ``size``."""
+    if desc.get('category') is not None and obj['category'] != desc['category']:
+        return False
+    color = desc.get('color')
+    if color is not None and color != obj['color'] and color not in obj.get('color_terms', ()):
+        return False
+    size = desc.get('size')
+    return size is None or obj.get('size_relative', obj['size']) == size
 
 
 def _distance(obj: dict) -> float:

@@ -85,9 +85,23 @@ def ground_truth_grasp(obj: ObjectSpec, others: Sequence[ObjectSpec] = ()
     return np.array([obj.x, obj.y, z]), rotation, float(width)
 
 
+def _scene_source(generator: str, split: str):
+    """(scene of a seed, model of a scene) for the 'default' or 'randomized' generator."""
+    if generator == 'default':
+        return generate_scene, build_model
+    if generator == 'randomized':
+        from .randomized import build_random_model, generate_random_scene
+        return (lambda seed: generate_random_scene(seed, split)), build_random_model
+    raise ValueError(f"generator must be 'default' or 'randomized', got {generator!r}")
+
+
 def run_grasp_check(trials: int = 50, seed: int = 0, progress: bool = True,
-                    gif_dir: Optional[str] = None) -> Dict[str, object]:
+                    gif_dir: Optional[str] = None, generator: str = 'default',
+                    split: str = 'train') -> Dict[str, object]:
     """Run ``trials`` ground-truth grasps on scenes ``seed``, ``seed + 1``, ... .
+
+    ``generator='randomized'`` grasps parametric shapes of :mod:`unipixel_sim.randomized`
+    scenes (``split`` 'train' or 'shifted'); records then also name the shape variant.
 
     Scenes without a graspable object are skipped (the next seed is used). With ``gif_dir``,
     each trial's frames (head camera, 320x240) are written there as ``trial_<k>.gif``.
@@ -100,6 +114,7 @@ def run_grasp_check(trials: int = 50, seed: int = 0, progress: bool = True,
     """
     from tqdm import tqdm
 
+    make_scene, make_model = _scene_source(generator, split)
     rng = np.random.default_rng(seed)
     results: List[dict] = []
     scene_seed = seed
@@ -108,14 +123,14 @@ def run_grasp_check(trials: int = 50, seed: int = 0, progress: bool = True,
                file=sys.stderr)
     while len(results) < trials:
         t_trial = time.perf_counter()
-        scene = generate_scene(scene_seed)
+        scene = make_scene(scene_seed)
         scene_seed += 1
         candidates = [i for i, o in enumerate(scene.objects) if o.graspable]
         if not candidates:
             continue
         index = int(candidates[int(rng.integers(len(candidates)))])
         obj = scene.objects[index]
-        model = build_model(scene, with_robot=True)
+        model = make_model(scene, with_robot=True)
         data = mujoco.MjData(model)
         renderer = mujoco.Renderer(model, 240, 320) if gif_dir else None
         executor = GraspExecutor(model, data, renderer=renderer, camera='head')
@@ -140,6 +155,8 @@ def run_grasp_check(trials: int = 50, seed: int = 0, progress: bool = True,
             'sim_s': round(outcome.timings.get('sim_s', 0.0), 3),
             'trial_s': round(time.perf_counter() - t_trial, 3),
         })
+        if generator != 'default':
+            results[-1]['shape_variant'] = obj.shape_variant
         bar.set_postfix(ok=sum(r['success'] for r in results), refresh=False)
         bar.update(1)
     bar.close()
@@ -153,7 +170,7 @@ def run_grasp_check(trials: int = 50, seed: int = 0, progress: bool = True,
         c['success_rate'] = c['successes'] / c['trials']
     successes = sum(int(r['success']) for r in results)
     n = max(len(results), 1)
-    return {
+    report = {
         'trials': len(results),
         'successes': successes,
         'success_rate': successes / n,
@@ -165,6 +182,21 @@ def run_grasp_check(trials: int = 50, seed: int = 0, progress: bool = True,
         'failures': [r for r in results if not r['success']],
         'results': results,
     }
+    if generator != 'default':
+        report.update(generator=generator, split=split, per_shape_variant=_rates(
+            results, lambda r: f"{r['category']}/{r['shape_variant']}"))
+    return report
+
+
+def _rates(results: Sequence[dict], key) -> Dict[str, Dict[str, float]]:
+    out: Dict[str, Dict[str, float]] = {}
+    for r in results:
+        c = out.setdefault(key(r), {'trials': 0, 'successes': 0})
+        c['trials'] += 1
+        c['successes'] += int(r['success'])
+    for c in out.values():
+        c['success_rate'] = c['successes'] / c['trials']
+    return dict(sorted(out.items()))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -174,6 +206,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', metavar='FILE', help='write the report as JSON to FILE')
     parser.add_argument('--gif-dir', metavar='DIR', help='save a GIF of every trial in DIR')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument('--generator', choices=('default', 'randomized'), default='default',
+                        help='scenes to grasp in: default, or randomized parametric shapes')
+    parser.add_argument('--split', choices=('train', 'shifted'), default='train',
+                        help='randomized only: training or held-out factor values')
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -182,7 +218,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         print('grasp-check: --trials must be >= 1', file=sys.stderr)
         return 2
     report = run_grasp_check(args.trials, args.seed, progress=not args.no_progress,
-                             gif_dir=args.gif_dir)
+                             gif_dir=args.gif_dir, generator=getattr(args, 'generator', 'default'),
+                             split=getattr(args, 'split', 'train'))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:

@@ -20,6 +20,18 @@ structure) and ``scene`` (the generator's own description, opaque to readers).
 
 Splits are assigned per scene from a hash of the scene seed, so adding scenes never moves
 existing ones between splits.
+
+Optional additions (datasets without them load as before):
+
+- ``DIR/shifted/<scene_id>/``: a split of scenes drawn from factor values held out of training
+  (written with an explicit split, not by the seed hash; see :data:`EXTRA_SPLITS`).
+- ``depth_clean.png``: the rendered depth before sensor effects (same encoding as depth.png),
+  when ``depth.png`` holds simulated sensor depth.
+- ``meta.json`` ``factors``: the generator's factor values of the scene (``held_out`` lists the
+  held-out ones); objects may add ``shape_variant``, ``color_extended``, ``color_terms``,
+  ``pattern``, ``distractor``, ``size_relative``, ``color_rgb``, ``scale``; expressions may add
+  ``held_out_words``. A distractor's ``category`` ('object') and some distractor colours
+  ('brown', 'grey') are outside the vocabularies.
 """
 from __future__ import annotations
 
@@ -34,6 +46,9 @@ INSTANCES_FILE = 'instances.png'
 #: Metres per unit of depth.png.
 DEPTH_SCALE = 0.001
 SPLITS = ('train', 'val', 'test')
+#: Splits written explicitly (never by the seed hash): held-out factor values.
+EXTRA_SPLITS = ('shifted',)
+DEPTH_CLEAN_FILE = 'depth_clean.png'
 #: Percent of scenes per split, in :data:`SPLITS` order.
 SPLIT_PERCENT = (80, 10, 10)
 

@@ -58,6 +58,8 @@ class SceneRecord:
     objects: List[dict]
     expressions: List[dict]
     meta: dict
+    #: (H, W) float32 metres before sensor effects, when the dataset stores it; else None.
+    depth_clean_m: Optional[np.ndarray] = None
 
     def target_mask(self, expression_index: int) -> np.ndarray:
         """(H, W) bool mask of the expression's target; all False when it has none."""
@@ -77,7 +79,10 @@ def load_scene(path: PathLike) -> SceneRecord:
         depth_m=depth, instances=load_image(path / fmt.INSTANCES_FILE).astype(np.int32),
         intrinsics=CameraIntrinsics.from_k(meta['K'], meta['width'], meta['height']),
         T_world_camera=np.asarray(meta['T_world_camera'], dtype=np.float64),
-        objects=meta['objects'], expressions=meta['expressions'], meta=meta)
+        objects=meta['objects'], expressions=meta['expressions'], meta=meta,
+        depth_clean_m=(load_image(path / fmt.DEPTH_CLEAN_FILE).astype(np.float32)
+                       * np.float32(meta['depth_scale'])
+                       if (path / fmt.DEPTH_CLEAN_FILE).is_file() else None))
 
 
 def load_index(root: PathLike) -> dict:
@@ -104,7 +109,8 @@ class ReferringDataset:
 
     Args:
         root: dataset folder (with dataset.json).
-        split: 'train', 'val', 'test', or None for all scenes.
+        split: 'train', 'val', 'test', 'shifted' (held-out factor values), or None for the
+            scenes of train, val and test.
         transform: optional callable applied to each sample dict.
 
     ``dataset[i]`` is a dict:
@@ -120,8 +126,9 @@ class ReferringDataset:
 
     def __init__(self, root: PathLike, split: Optional[str] = None,
                  transform: Optional[Callable[[dict], object]] = None) -> None:
-        if split is not None and split not in fmt.SPLITS:
-            raise ValueError(f'split must be one of {fmt.SPLITS} or None, got {split!r}')
+        if split is not None and split not in fmt.SPLITS + fmt.EXTRA_SPLITS:
+            raise ValueError(f'split must be one of {fmt.SPLITS + fmt.EXTRA_SPLITS} or None, '
+                             f'got {split!r}')
         self.root = Path(root)
         self.split = split
         self.transform = transform
@@ -136,7 +143,8 @@ class ReferringDataset:
         #: (scene folder, expression index) of every sample.
         self.index: List[Tuple[Path, int]] = [
             (self.root / scene['split'] / scene['id'], k)
-            for scene in info['scenes'] if split is None or scene['split'] == split
+            for scene in info['scenes']
+            if (split is None and scene['split'] in fmt.SPLITS) or scene['split'] == split
             for k in range(scene['expressions'])]
 
     def __len__(self) -> int:
@@ -154,8 +162,10 @@ class ReferringDataset:
         else:
             mask = instances == target + 1
             obj = meta['objects'][target]
-            attrs = (self.categories.index(obj['category']), self.colors.index(obj['color']),
-                     self.sizes.index(obj['size']))
+            # Names outside the vocabularies (distractors, 'brown', 'grey') map to -1.
+            attrs = tuple(vocab.index(obj[key]) if obj[key] in vocab else -1 for key, vocab in
+                          (('category', self.categories), ('color', self.colors),
+                           ('size', self.sizes)))
         depth = load_image(scene_dir / fmt.DEPTH_FILE).astype(np.float32)
         sample = {
             'rgb': load_image(scene_dir / fmt.RGB_FILE),

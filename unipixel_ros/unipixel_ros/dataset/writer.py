@@ -29,6 +29,13 @@ def encode_instances(instances: np.ndarray) -> np.ndarray:
     return ids.astype(np.uint8 if ids.max(initial=0) < 256 else np.uint16)
 
 
+def _index_factors(factors: dict) -> dict:
+    """The scene-level factor values and the held-out factor names of a scene, for the index
+    (per-object lists stay in meta.json)."""
+    return {k: v for k, v in factors.items() if not isinstance(v, (list, dict))
+            or k == 'held_out'}
+
+
 class DatasetWriter:
     """Writes scenes into ``root``; several processes may write different scenes at once.
 
@@ -41,7 +48,8 @@ class DatasetWriter:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def write_scene(self, seed: int, rgb: np.ndarray, depth_m: np.ndarray,
-                    instances: np.ndarray, meta: dict) -> Path:
+                    instances: np.ndarray, meta: dict, split: Optional[str] = None,
+                    depth_clean_m: Optional[np.ndarray] = None) -> Path:
         """Write one scene; ``meta`` carries everything but the fields this method fills in
         (format_version, scene_id, seed, split, width, height, depth_scale).
 
@@ -51,6 +59,10 @@ class DatasetWriter:
             depth_m: (H, W) float32 metres along the optical axis (0 = no reading).
             instances: (H, W) integer instance ids (0 = background, i + 1 = ``objects[i]``).
             meta: K, T_world_camera, objects, expressions, scene (see the format module).
+            split: None = by the seed hash (train / val / test), or one of
+                ``format.EXTRA_SPLITS`` (e.g. 'shifted').
+            depth_clean_m: optional (H, W) float32 depth before sensor effects, metres;
+                written as depth_clean.png.
         Returns:
             The scene folder.
         """
@@ -61,7 +73,13 @@ class DatasetWriter:
         for name, image in (('depth_m', depth_m), ('instances', instances)):
             if np.shape(image) != (height, width):
                 raise ValueError(f'{name} must be {(height, width)}, got {np.shape(image)}')
-        split, scene_id = fmt.split_for_seed(seed), fmt.scene_id_for_seed(seed)
+        if depth_clean_m is not None and np.shape(depth_clean_m) != (height, width):
+            raise ValueError(f'depth_clean_m must be {(height, width)}, '
+                             f'got {np.shape(depth_clean_m)}')
+        if split is not None and split not in fmt.EXTRA_SPLITS:
+            raise ValueError(f'split must be None or one of {fmt.EXTRA_SPLITS}, got {split!r}')
+        split = split or fmt.split_for_seed(seed)
+        scene_id = fmt.scene_id_for_seed(seed)
         meta = dict(meta, format_version=fmt.FORMAT_VERSION, scene_id=scene_id, seed=int(seed),
                     split=split, width=int(width), height=int(height),
                     depth_scale=fmt.DEPTH_SCALE)
@@ -72,6 +90,9 @@ class DatasetWriter:
             Image.fromarray(rgb).save(tmp / fmt.RGB_FILE, compress_level=1)
             Image.fromarray(encode_depth(depth_m)).save(tmp / fmt.DEPTH_FILE, compress_level=1)
             Image.fromarray(encode_instances(instances)).save(tmp / fmt.INSTANCES_FILE)
+            if depth_clean_m is not None:
+                Image.fromarray(encode_depth(depth_clean_m)).save(tmp / fmt.DEPTH_CLEAN_FILE,
+                                                                  compress_level=1)
             with open(tmp / fmt.META_FILE, 'w') as f:
                 json.dump(meta, f)
             if final.exists():
@@ -101,13 +122,19 @@ class DatasetWriter:
         scenes = []
         counts = {split: {'scenes': 0, 'expressions': 0, 'by_type': Counter(), 'absent': 0}
                   for split in fmt.SPLITS}
-        for split in fmt.SPLITS:
+        extra = [s for s in fmt.EXTRA_SPLITS if any((self.root / s).glob(f'*/{fmt.META_FILE}'))]
+        for split in extra:
+            counts[split] = {'scenes': 0, 'expressions': 0, 'by_type': Counter(), 'absent': 0}
+        for split in fmt.SPLITS + tuple(extra):
             for meta_path in sorted((self.root / split).glob(f'*/{fmt.META_FILE}')):
                 with open(meta_path) as f:
                     meta = json.load(f)
                 exprs = meta['expressions']
-                scenes.append({'id': meta['scene_id'], 'split': split, 'seed': meta['seed'],
-                               'expressions': len(exprs)})
+                entry = {'id': meta['scene_id'], 'split': split, 'seed': meta['seed'],
+                         'expressions': len(exprs)}
+                if 'factors' in meta:
+                    entry['factors'] = _index_factors(meta['factors'])
+                scenes.append(entry)
                 c = counts[split]
                 c['scenes'] += 1
                 c['expressions'] += len(exprs)
