@@ -16,7 +16,10 @@ setup(
         (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.xml')
          + glob('config/*.rviz')),
     ],
-    package_data={PACKAGE: ['weights/*.safetensors', 'weights/*.md', 'weights/*.json']},
+    # only the shipped model and its metric attribute head; ancestors live in git history
+    package_data={PACKAGE: ['weights/unipixel_sim_v5.safetensors',
+                            'weights/unipixel_sim_v5_metric_attributes.safetensors',
+                            'weights/MODEL_CARD.md']},
     install_requires=['setuptools', 'numpy', 'scipy', 'tqdm'],
     zip_safe=True,
     maintainer='unipixel_ros developers',

@@ -26,6 +26,7 @@ from unipixel_ros.engines.onnx_engine import OnnxRuntimeEngine  # noqa: E402
 from unipixel_ros.model import export as ex  # noqa: E402
 from unipixel_ros.model.checkpoint import CheckpointError, save_checkpoint  # noqa: E402
 from unipixel_ros.model.network import UniPixelNet  # noqa: E402
+from unipixel_ros.model.objects import EMBED  # noqa: E402
 from unipixel_ros.inference import loading  # noqa: E402
 from unipixel_ros.inference.predictor import ReferringPredictor  # noqa: E402
 from unipixel_ros.inference.settings import DecisionSettings  # noqa: E402
@@ -66,11 +67,10 @@ def _random_net(seed: int = 0) -> UniPixelNet:
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.1, 0.1)
-        # Default init gives mask logits of |x| < 0.05: scale them to a few units so the masks
-        # (logit > 0) are non-trivial, and make the target "exist" so found/masks are compared.
-        net.mask_out.weight.mul_(100.0)
-        net.mask_out.bias.zero_()
-        net.exists_mlp[-1].bias.fill_(4.0)
+        # Make the target "exist" (a low "none" score) so found and masks are compared, and
+        # the instance masks positive around their centres so the masks are non-trivial.
+        net.objects.none_score[-1].bias.fill_(-4.0)
+        net.objects.kernel[-1].bias[EMBED].fill_(2.0)
     return net.eval()
 
 
@@ -150,15 +150,15 @@ def test_text_graph_matches_transformers_minilm(engines):
 def test_predictor_same_on_torch_and_onnxruntime(engines):
     preds = [ReferringPredictor(e) for e in engines]
     for k, query in enumerate(('pick up the red cup', 'point', 'the small blue box')):
-        rgb, depth = synthetic_frame(seed=k)
+        rgb, _ = synthetic_frame(seed=k)
         queries = [p.encode_point(320, 200, 640, 480) if query == 'point' else p.encode_text(query)
                    for p in preds]
         # Random weights put the mask anywhere between empty and full: threshold at the median
         # probability so the masks compared have both classes (the hardest case for agreement).
-        threshold = float(np.median(preds[0].predict(rgb, queries[0], depth).mask_prob))
+        threshold = float(np.median(preds[0].predict(rgb, queries[0]).mask_prob))
         for p in preds:
             p.settings = replace(p.settings, mask_threshold=threshold)
-        a, b = (p.predict(rgb, q, depth) for p, q in zip(preds, queries))
+        a, b = (p.predict(rgb, q) for p, q in zip(preds, queries))
         assert a.found == b.found and a.found
         assert a.mask.shape == b.mask.shape == (480, 640)
         assert 0 < a.mask.sum() < a.mask.size
@@ -287,11 +287,11 @@ def test_tensorrt_fp16_matches_onnxruntime(export_dir, engines, tmp_path):
     prompt = ort_engine.encode_text('pick up the red cup')
     trt_prompt = trt_engine.encode_text('pick up the red cup')
     assert np.abs(trt_prompt[0] - prompt[0]).max() <= 1e-2     # fp32 text engine
-    rgb, depth = synthetic_frame(seed=3)
+    rgb, _ = synthetic_frame(seed=3)
     a = ReferringPredictor(ort_engine)
     b = ReferringPredictor(trt_engine)
     query = a.encode_text('pick up the red cup')       # the same prompt for both image engines
-    pa, pb = a.predict(rgb, query, depth), b.predict(rgb, query, depth)
+    pa, pb = a.predict(rgb, query), b.predict(rgb, query)
     assert pa.found == pb.found
     assert ex.mask_iou(pa.mask, pb.mask) >= 0.98               # fp16 image engine
     trt_engine.close()
@@ -302,18 +302,18 @@ def test_attribute_verification_turns_a_contradicted_answer_into_not_found(check
     """verify_min_prob 1.0 rejects whatever the phrase names (no class has probability 1); a
     phrase that names nothing, or verification off, keeps the answer."""
     engine = create_engine('torch', str(checkpoint))
-    rgb, depth = synthetic_frame(seed=0)
+    rgb, _ = synthetic_frame(seed=0)
     strict = ReferringPredictor(engine, DecisionSettings(
         exists_threshold=0.0, mask_threshold=0.0, verify_attributes=('category', 'color'),
         verify_min_prob=1.0))
-    pred = strict.predict(rgb, strict.encode_text('the red cup'), depth)
+    pred = strict.predict(rgb, strict.encode_text('the red cup'))
     assert not pred.found and not pred.mask.any() and pred.box is None
     assert pred.rejected.startswith('category: asked for cup')
-    assert strict.predict(rgb, strict.encode_text('the thing on the left'), depth).found
+    assert strict.predict(rgb, strict.encode_text('the thing on the left')).found
     off = ReferringPredictor(engine, DecisionSettings(exists_threshold=0.0, mask_threshold=0.0))
     red_cup = off.encode_text('the red cup')
-    assert off.predict(rgb, red_cup, depth).found
-    assert off.predict(rgb, red_cup, depth).rejected == ''
+    assert off.predict(rgb, red_cup).found
+    assert off.predict(rgb, red_cup).rejected == ''
     with pytest.raises(ValueError, match='shape'):
         DecisionSettings(verify_attributes=('shape',))
 

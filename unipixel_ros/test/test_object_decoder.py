@@ -190,61 +190,6 @@ def test_a_checkpoint_whose_tensors_do_not_fit_its_config_is_a_checkpoint_error(
         load_checkpoint(tmp_path / 'b.safetensors')
 
 
-def test_depth_geometry_gives_the_same_metric_size_to_the_same_object_at_two_distances():
-    from unipixel_ros.model.objects import depth_geometry, depth_maps
-    h, w = 32, 32
-    depth = torch.zeros(1, 1, 4 * h, 4 * w)
-    depth[..., :, :64] = 0.5                      # left half 0.5 m, right half 1.0 m
-    depth[..., :, 64:] = 1.0
-    depth[..., 0:8, 0:8] = 0.0                    # a hole without depth: not averaged in
-    image = torch.cat([torch.zeros(1, 3, 4 * h, 4 * w), depth / 2.0], dim=1)
-    weights = torch.zeros(1, 2, h, w)
-    weights[0, 0, 0:8, 0:8] = 1.0                 # 8x8 cells at 0.5 m (its top-left 2x2 cells
-    weights[0, 1, 8:12, 20:24] = 1.0              # have no depth) and 4x4 cells at 1.0 m
-    g = depth_geometry(weights, depth_maps(image))[0]            # (2, 3)
-    assert g[0, 1].item() == pytest.approx(-0.5, abs=1e-5)       # mean depth over valid pixels
-    assert g[1, 1].item() == pytest.approx(0.0, abs=1e-5)
-    assert g[0, 0] - g[1, 0] == pytest.approx(torch.log(torch.tensor(4.0)).item(), abs=1e-2)
-    assert g[0, 2].item() == pytest.approx(g[1, 2].item(), abs=1e-3)   # same metric size
-
-
-def test_warm_start_into_a_depth_model_changes_no_output_and_names_what_grew(tmp_path):
-    from unipixel_ros.model.checkpoint import warm_start
-    torch.manual_seed(0)
-    rgb_net = UniPixelNet(small_config()).eval()
-    path = save_checkpoint(rgb_net, tmp_path / 'rgb.safetensors')
-    depth_net = UniPixelNet(small_config(use_depth=True)).eval()
-    report = warm_start(depth_net, path)
-    assert 'backbone.stem.0.weight' in report['grown']
-    assert 'objects.geometry.0.weight' in report['grown']
-    assert any(k.startswith('objects.attribute_geometry') for k in report['new'])
-    rgb = torch.rand(2, 3, H, W)
-    depth = torch.rand(2, 1, H, W) + 0.3
-    prompt, mask = torch.randn(2, 5, 16), torch.ones(2, 5)
-    with torch.no_grad():
-        a = rgb_net(rgb_net.normalize_image(rgb, None), rgb_net.encode_text(prompt), mask)
-        b = depth_net(depth_net.normalize_image(rgb, depth), depth_net.encode_text(prompt), mask)
-    for name in ('mask_logits', 'exists_logit', 'category_logits', 'size_logits'):
-        assert torch.allclose(getattr(a, name), getattr(b, name), atol=1e-5), name
-    # the other way round (a tensor would have to shrink) is refused with the file named
-    with pytest.raises(CheckpointError, match='rgb.safetensors'):
-        warm_start(UniPixelNet(small_config(dim=16, heads=2)), path)
-
-
-def test_depth_model_trains_on_object_batches():
-    torch.manual_seed(0)
-    net = UniPixelNet(small_config(use_depth=True)).train()
-    sampler = ObjectBatchSampler(synthetic_cache(), net, queries_per_scene=2,
-                                 point_prompt_prob=0.5, generator=torch.Generator().manual_seed(0))
-    batch = sampler.sample(3)
-    loss, parts = object_step_loss(net, batch, build_prompts(net, batch))
-    loss.backward()
-    assert torch.isfinite(loss)
-    assert net.objects.attribute_geometry[0].weight.grad is None or torch.isfinite(
-        net.objects.attribute_geometry[0].weight.grad).all()
-    assert net.objects.attribute_geometry[2].weight.grad.abs().sum() > 0
-
-
 def test_a_training_run_becomes_a_shipped_checkpoint(tmp_path, capsys):
     import json as _json
 

@@ -32,7 +32,7 @@ def test_cached_candidates_rebuild_the_tokens_and_scores_of_inference(net):
     assert cands.pooled.shape == (s, k, net.config.dim) and cands.iou.shape == (s, k, 4)
     assert cands.masks.shape == (s, k, 48, 64) and cands.gt_masks.shape == (s, 4, 48, 64)
     with torch.no_grad():
-        image = net.normalize_image(cache.rgb.float() / 255, cache.depth_mm.float() / 1000)
+        image = net.normalize_image(cache.rgb.float() / 255)
         maps = net.image_maps(image)
         obj = net.objects.objects(maps, net.objects.peaks(maps['heat']))
         rebuilt = net.objects.tokens(cands.pooled, cands.center, cands.geometry)
@@ -123,7 +123,7 @@ def test_mask_sharpness_turns_an_undecided_mixture_into_the_top_object(net, tmp_
     from unipixel_ros.model.checkpoint import load_checkpoint, save_checkpoint
     cache = synthetic_cache(scenes=1)
     with torch.no_grad():
-        image = net.normalize_image(cache.rgb.float() / 255, cache.depth_mm.float() / 1000)
+        image = net.normalize_image(cache.rgb.float() / 255)
         maps = net.image_maps(image)
         obj = net.objects.objects(maps, net.objects.peaks(maps['heat']))
         k = obj['masks'].shape[1]

@@ -14,8 +14,7 @@ from unipixel_ros.model.checkpoint import read_metadata  # noqa: E402
 from unipixel_ros.training.train import TrainConfig, train  # noqa: E402
 
 TINY = {'input_width': 96, 'input_height': 72, 'dim': 32, 'widths': [8, 8, 16, 16, 32],
-        'blocks': [1, 1, 1, 1], 'heads': 2, 'fusion_blocks': 1,
-        'attribute_matching': True}
+        'blocks': [1, 1, 1, 1], 'heads': 2, 'fusion_blocks': 1, 'object_slots': 8}
 
 
 def test_train_resume_checkpoint_and_eval(generated_dataset, tmp_path):
@@ -36,8 +35,8 @@ def test_train_resume_checkpoint_and_eval(generated_dataset, tmp_path):
     assert meta['model_config']['input_width'] == 96
 
     out = tmp_path / 'eval.json'
-    assert unipixel_ros_cli(['eval-dataset', '--data', str(root), '--checkpoint', str(best), '--json',
-                             str(out), '--limit-scenes', '2', '--no-progress']) == 0
+    assert unipixel_ros_cli(['eval-dataset', '--data', str(root), '--checkpoint', str(best),
+                             '--json', str(out), '--limit-scenes', '2', '--no-progress']) == 0
     result = json.loads(out.read_text())
     for key in ('ciou', 'miou', 'prec_50', 'prec_70', 'prec_90', 'no_target_acc', 'target_acc',
                 'attribute_acc', 'by_type'):

@@ -52,7 +52,7 @@ from .scene import build_model, generate_scene, set_observe_pose, settle  # noqa
 POSITIVE_TYPES = ('attribute', 'position', 'relation', 'superlative', 'command')
 #: Fewest mask pixels for an object to be a target or a random pick (as in the datasets).
 MIN_VISIBLE_PIXELS = 150
-from .evaluate_cli import DEFAULT_SEED  # noqa: E402  (700000: no dataset uses it)
+from .seeds import CLOSED_LOOP_SEED as DEFAULT_SEED  # noqa: E402
 
 
 @dataclass

@@ -29,7 +29,7 @@ from typing import List, Optional
 import numpy as np
 
 #: Scene of the default demo. Any seed works; this one (never used for training, see
-#: ``evaluate_cli.DEFAULT_SEED``) has objects of several categories and colours in reach.
+#: ``seeds.CLOSED_LOOP_SEED``) has objects of several categories and colours in reach.
 DEFAULT_SEED = 700003
 WANTED_TYPES = ('attribute', 'position', 'relation', 'superlative')
 

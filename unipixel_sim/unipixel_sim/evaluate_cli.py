@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-#: First scene seed of the closed-loop evaluation: training data starts at 100000 and the
-#: test set at 900000, so scenes from here on were never seen in training.
-DEFAULT_SEED = 700000
+from .seeds import CLOSED_LOOP_SEED as DEFAULT_SEED
 
 
 def add_arguments(parser) -> None:

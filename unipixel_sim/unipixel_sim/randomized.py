@@ -29,10 +29,11 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES  # noqa: E402
-from unipixel_ros.perception.color_naming import (extended_basic_terms, lab_to_srgb,  # noqa: E402
+from unipixel_ros.perception.color_naming import (lab_to_srgb,  # noqa: E402
                                                   name_color, srgb_to_lab)
 
 from . import shapes  # noqa: E402
+from .sensor import kelvin_to_rgb  # noqa: E402
 from .scene import (MAX_RENDER_SIZE, WORKSPACE_X, WORKSPACE_Y, CameraSpec, ObjectSpec,  # noqa
                     _attach_robot, look_at_quat)
 
@@ -242,19 +243,6 @@ class _Draw:
         return float(self.rng.uniform(lo, hi))
 
 
-def _kelvin_to_rgb(kelvin: float) -> np.ndarray:
-    """Approximate sRGB (0..1, max channel 1) of a black body at ``kelvin`` (1000..40000 K),
-    after Tanner Helland's fit to Mitchell Charity's blackbody table."""
-    t = kelvin / 100.0
-    r = 255.0 if t <= 66 else 329.698727446 * (t - 60) ** -0.1332047592
-    g = (99.4708025861 * math.log(t) - 161.1195681661 if t <= 66
-         else 288.1221695283 * (t - 60) ** -0.0755148492)
-    b = 255.0 if t >= 66 else (0.0 if t <= 19 else
-                               138.5177312231 * math.log(t - 10) - 305.0447927307)
-    rgb = np.clip([r, g, b], 0, 255) / 255.0
-    return rgb / rgb.max()
-
-
 def _sample_lights(rng: np.random.Generator, setup: str) -> Tuple[List[dict], float, float,
                                                                   float]:
     """Lights of one setup: (lights, ambient level, headlight level, colour temperature K).
@@ -263,7 +251,7 @@ def _sample_lights(rng: np.random.Generator, setup: str) -> Tuple[List[dict], fl
     of the cast, so that colour names stay true.
     """
     kelvin = float(rng.uniform(4000.0, 7000.0))
-    tint = _kelvin_to_rgb(kelvin)
+    tint = kelvin_to_rgb(kelvin)
     count = {'overhead': 1, 'side': int(rng.integers(1, 3)), 'multi': int(rng.integers(2, 4)),
              'soft': int(rng.integers(2, 4)), 'grazing': 1}[setup]
     elev_range = {'overhead': (70, 88), 'side': (35, 60), 'multi': (40, 85), 'soft': (50, 85),

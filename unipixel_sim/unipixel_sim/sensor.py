@@ -25,6 +25,19 @@ from unipixel_ros.perception.color_naming import linear_to_srgb, srgb_to_linear
 DISPARITY_STEP = 1.0 / 8.0
 
 
+def kelvin_to_rgb(kelvin: float) -> np.ndarray:
+    """Approximate sRGB (0..1, max channel 1) of a black body at ``kelvin`` (1000..40000 K),
+    after Tanner Helland's fit to Mitchell Charity's blackbody table."""
+    t = kelvin / 100.0
+    r = 255.0 if t <= 66 else 329.698727446 * (t - 60) ** -0.1332047592
+    g = (99.4708025861 * math.log(t) - 161.1195681661 if t <= 66
+         else 288.1221695283 * (t - 60) ** -0.0755148492)
+    b = 255.0 if t >= 66 else (0.0 if t <= 19 else
+                               138.5177312231 * math.log(t - 10) - 305.0447927307)
+    rgb = np.clip([r, g, b], 0, 255) / 255.0
+    return rgb / rgb.max()
+
+
 def sample_sensor(rng: np.random.Generator, profile: Dict[str, float],
                   kelvin: float) -> dict:
     """Sensor parameters of one scene.
@@ -37,8 +50,7 @@ def sample_sensor(rng: np.random.Generator, profile: Dict[str, float],
         jpeg_quality (0 = none)} and ``depth`` {stereo, baseline_m, sigma_disp_px or
         tof_a_m / tof_b_per_m, edge_dropout, flying_rate, holes, left_band}.
     """
-    from .randomized import _kelvin_to_rgb
-    tint = _kelvin_to_rgb(kelvin)
+    tint = kelvin_to_rgb(kelvin)
     correction = float(rng.uniform(0.8, 1.0))
     gains = (1.0 / tint) ** correction * rng.uniform(0.96, 1.04, 3)
     gains = gains / gains[1]

@@ -47,8 +47,8 @@ def _time_engine(engine, runs: int, warmup: int, rgb: np.ndarray, depth: np.ndar
         engine.encode_text(QUERY)
         text.append((time.perf_counter() - t0) * 1e3)
     for _ in range(warmup):
-        pred.predict(rgb, query, depth)
-    rows = [pred.predict(rgb, query, depth).timings for _ in range(runs)]
+        pred.predict(rgb, query)
+    rows = [pred.predict(rgb, query).timings for _ in range(runs)]
     med = lambda key: round(statistics.median(r[key] for r in rows), 3)  # noqa: E731
     return {'frame_ms': med('total_ms'), 'preprocess_ms': med('preprocess_ms'),
             'network_ms': med('network_ms'),

@@ -26,7 +26,10 @@ class Engine(ABC):
         self.metadata = metadata
         cfg = metadata['model_config']
         self.input_size = (int(cfg['input_width']), int(cfg['input_height']))
-        self.use_depth = bool(cfg.get('use_depth', False))
+        if cfg.get('use_depth') or not cfg.get('object_slots', 1):
+            raise EngineError('this model uses a decoder or input that this version no longer '
+                              'has (the dense decoder or the depth-input arm); run it from the '
+                              'git history (weights/MODEL_CARD.md, "Ancestors")')
         self.max_tokens = int(cfg.get('max_text_tokens', 24))
         self.last_timings: dict = {}
         self._tokenizer = None
@@ -59,11 +62,11 @@ class Engine(ABC):
         return prompt, mask
 
     # ---- image ------------------------------------------------------------------------------
-    def infer(self, rgb: np.ndarray, depth_m: np.ndarray | None, prompt: np.ndarray,
-              prompt_mask: np.ndarray) -> dict:
-        """One frame -> dict of numpy outputs named as in GRAPH_IO['image']['outputs']."""
+    def infer(self, rgb: np.ndarray, prompt: np.ndarray, prompt_mask: np.ndarray) -> dict:
+        """One frame: rgb (H, W, 3) uint8, prompt (1, L, D), prompt_mask (1, L) -> dict of numpy
+        outputs named as in GRAPH_IO['image']['outputs']."""
         t0 = time.perf_counter()
-        x = preprocess(rgb, depth_m, *self.input_size, self.use_depth)
+        x = preprocess(rgb, *self.input_size)
         t1 = time.perf_counter()
         out = self._run_image(x, prompt, prompt_mask)
         t2 = time.perf_counter()

@@ -91,7 +91,7 @@ def answer_frame(predictor: ReferringPredictor, query: Query, rgb: np.ndarray,
         refine: one-off answers only: re-decide category and size from the measured box
             (``predictor.refine_attributes``; no-op without a metric attribute head).
     """
-    pred = predictor.predict(rgb, query, depth_m)
+    pred = predictor.predict(rgb, query)
     geometry, status = None, 'ok'
     if pred.found:
         geometry, why = measure(pred.mask, depth_m, intrinsics, rgb, geometry_config)

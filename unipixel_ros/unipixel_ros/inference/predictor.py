@@ -152,20 +152,18 @@ class ReferringPredictor:
         prompt, prompt_mask = self.engine.encode_point((u + 0.5) / width, (v + 0.5) / height)
         return Query(f'<point {u:.0f},{v:.0f}>', prompt, prompt_mask, {}, kind='point')
 
-    def predict(self, rgb: np.ndarray, query: Query,
-                depth_m: np.ndarray | None = None) -> Prediction:
+    def predict(self, rgb: np.ndarray, query: Query) -> Prediction:
         """Run the image graph on one frame for an encoded query.
 
         Args:
             rgb: (H, W, 3) uint8 RGB.
             query: from :meth:`encode_text` or :meth:`encode_point`.
-            depth_m: (H, W) float32 metres aligned to ``rgb`` (only used by depth models).
         """
         settings = self.settings
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f'rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}')
         t0 = time.perf_counter()
-        outputs = self.engine.infer(rgb, depth_m, query.prompt, query.prompt_mask)
+        outputs = self.engine.infer(rgb, query.prompt, query.prompt_mask)
         t1 = time.perf_counter()
         h, w = rgb.shape[:2]
         prob = self.engine.upsample_mask(outputs['mask_logits'], h, w)

@@ -62,7 +62,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = 'cpu') -> tup
     from safetensors.torch import load_file
 
     meta = read_metadata(path)
-    net = UniPixelNet(ModelConfig.from_dict(meta['model_config']))
+    try:
+        config = ModelConfig.from_dict(meta['model_config'])
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f'checkpoint {path}: {exc}') from exc
+    net = UniPixelNet(config)
     try:
         state = load_file(str(path), device=str(device))
     except Exception as exc:

@@ -6,7 +6,7 @@ Output directory layout::
                  (MiniLM encoder + the network's ``text_proj``; L is dynamic, 1..max_text_tokens,
                  so TensorRT can build one optimisation profile; the runtime always pads to max)
     point.onnx   uv (1, 2) float32 normalised click -> prompt (1, 1, D)
-    image.onnx   image (1, 3|4, H_in, W_in) float32, prompt (1, L, D), prompt_mask (1, L) float32
+    image.onnx   image (1, 3, H_in, W_in) float32, prompt (1, L, D), prompt_mask (1, L) float32
                  -> mask_logits (1, 1, H_in, W_in), exists_logit (1,), category_logits (1, C),
                     color_logits (1, K), size_logits (1, S)       (L = max_text_tokens, static)
     tokenizer/   the text encoder's tokenizer files (engines need no model download to tokenize)
@@ -339,7 +339,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, text_encoder: str |
                                     'prompt': {1: 'tokens'}})
         _export_graph(_PointGraph(net), (torch.full((1, 2), 0.5),), out / GRAPH_FILES['point'],
                       'point')
-        image = torch.zeros(1, 4 if cfg.use_depth else 3, cfg.input_height, cfg.input_width)
+        image = torch.zeros(1, 3, cfg.input_height, cfg.input_width)
         _export_graph(_ImageGraph(net), (image, torch.zeros(1, L, D), torch.ones(1, L)),
                       out / GRAPH_FILES['image'], 'image')
     tokenizer.save_pretrained(str(out / 'tokenizer'))
@@ -436,8 +436,7 @@ def _parity(net: UniPixelNet, encoder: nn.Module, tokenizer, out: Path, samples:
 
         for i in range(samples):
             rgb = rng.integers(0, 256, (cfg.input_height, cfg.input_width, 3), dtype=np.uint8)
-            depth = rng.uniform(0.2, 2.0, rgb.shape[:2]).astype(np.float32)
-            image = preprocess(rgb, depth, cfg.input_width, cfg.input_height, cfg.use_depth)
+            image = preprocess(rgb, cfg.input_width, cfg.input_height)
             prompt_mask = np.zeros((1, L), np.float32)
             if i % 5 == 4:
                 uv = rng.random((1, 2)).astype(np.float32)

@@ -34,22 +34,14 @@ _MEAN = np.asarray(IMAGE_MEAN, np.float32).reshape(1, 3, 1, 1)
 _STD = np.asarray(IMAGE_STD, np.float32).reshape(1, 3, 1, 1)
 
 
-def preprocess(rgb: np.ndarray, depth_m: np.ndarray | None, width: int, height: int,
-               use_depth: bool) -> np.ndarray:
-    """(H, W, 3) uint8 RGB [+ (H, W) depth metres] -> (1, 3|4, height, width) float32 input.
+def preprocess(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (1, 3, height, width) float32 network input.
 
-    Area (box) resampling, as in training; depth is resampled nearest and scaled by 1/2.
+    Area (box) resampling, as in training, then ImageNet normalisation.
     """
     if rgb.shape[:2] != (height, width):
         rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.BOX))
     x = (rgb.astype(np.float32).transpose(2, 0, 1)[None] / 255.0 - _MEAN) / _STD
-    if use_depth:
-        if depth_m is None:
-            raise ValueError('this model needs a depth image')
-        d = np.nan_to_num(np.asarray(depth_m, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        if d.shape != (height, width):
-            d = np.asarray(Image.fromarray(d, mode='F').resize((width, height), Image.NEAREST))
-        x = np.concatenate([x, d[None, None] / 2.0], axis=1)
     return np.ascontiguousarray(x, dtype=np.float32)
 
 

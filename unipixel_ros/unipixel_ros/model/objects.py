@@ -1,15 +1,14 @@
 """Object-centric decoder: find every object, then let the phrase choose one of them.
 
-The dense decoder of :class:`UniPixelNet` has to learn "which pixels does this phrase mean" from
-one referred mask per sample; positions, relations and superlatives then have to emerge from a
-per-pixel correlation, which a CPU-sized budget never gets to (session 2: val cIoU 30 after 3000
+A dense decoder has to learn "which pixels does this phrase mean" from one referred mask per
+sample; positions, relations and superlatives then have to emerge from a per-pixel correlation,
+which a CPU-sized budget never got to (the first model, unipixel_sim_v1: val cIoU 30 after 3000
 steps). This decoder splits the problem the way the scenes are built:
 
 1. language-free, dense and supervised by *every* object of every image: a centre heatmap, a
    per-pixel mask embedding and per-object kernels (CondInst-style) give K instance masks;
 2. each instance becomes an object token: its mask-pooled features, its centre, apparent area
-   and detection score (depth models, ``use_depth``: also its distance and metric size, see
-   :func:`depth_geometry`);
+   and detection score;
 3. text tokens and object tokens meet in repeated cross-attention blocks (objects also attend to
    each other, so "left of the block" and "the biggest" can compare); a score per object plus a
    "none of them" score give the selection and the target-exists logit;
@@ -52,42 +51,6 @@ def logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
     return (top + torch.log(torch.exp(x - top).sum(dim=dim, keepdim=True))).squeeze(dim)
 
 
-def depth_maps(image: torch.Tensor) -> dict:
-    """Depth at the stride-4 token grid from the network input of a depth model.
-
-    Args:
-        image: (B, 4, H, W) from ``UniPixelNet.normalize_image``; channel 3 is depth / 2 with 0
-            where the camera had no return.
-    Returns:
-        ``depth4`` (B, 1, H/4, W/4) mean depth in metres over each cell's pixels, counting
-        invalid pixels as 0, and ``valid4`` (B, 1, H/4, W/4) the valid share of each cell; the
-        ratio of their mask-weighted sums is the mean depth over valid pixels.
-    """
-    depth = image[:, 3:4] * 2.0
-    valid = (depth > 0).to(image.dtype)
-    return {'depth4': F.avg_pool2d(depth * valid, 4), 'valid4': F.avg_pool2d(valid, 4)}
-
-
-def depth_geometry(weights: torch.Tensor, maps: dict) -> torch.Tensor:
-    """Distance and size of K soft regions: what "large" and "small" need beyond appearance.
-
-    A size word compares the object with others of its category, and apparent area alone mixes
-    size with distance; area times squared distance is proportional to the object's metric
-    cross-section (pinhole camera), so the heads can compare like with like.
-
-    Args:
-        weights: (B, K, h4, w4) soft masks in [0, 1] on the stride-4 grid.
-        maps: with ``depth4`` and ``valid4`` from :func:`depth_maps`.
-    Returns:
-        (B, K, 3): log apparent area (share of the image), mean depth - 1 (m), log(share * depth^2).
-    """
-    cells = weights.shape[-2] * weights.shape[-1]
-    share = weights.sum((2, 3)) / cells
-    z = ((weights * maps['depth4']).sum((2, 3))
-         / (weights * maps['valid4']).sum((2, 3)).clamp(min=1e-3))
-    return torch.stack([torch.log(share + 1e-4), z - 1.0, torch.log(share * z * z + 1e-6)], -1)
-
-
 class ObjectTextBlock(nn.Module):
     """Objects attend to each other and read the phrase; the phrase then reads the objects."""
 
@@ -127,18 +90,13 @@ class ObjectDecoder(nn.Module):
         stem_channels, c2_channels: backbone channels at strides 2 and 4.
         slots: K, object tokens per image (the scenes hold at most 8 objects).
         heads, blocks: attention heads and object-text blocks.
-        use_depth: object tokens and the attribute input also get :func:`depth_geometry`.
     """
 
-    depth_maps = staticmethod(depth_maps)
-    depth_geometry = staticmethod(depth_geometry)
-
     def __init__(self, dim: int, stem_channels: int, c2_channels: int, slots: int, heads: int,
-                 blocks: int, use_depth: bool = False) -> None:
+                 blocks: int) -> None:
         super().__init__()
         self.slots = slots
         self.dim = dim
-        self.use_depth = use_depth
         self.pixel_s8 = _conv_bn(dim + 2, 64)                  # P3 + up(P4) + (x, y)
         self.c2_lateral = _conv_bn(c2_channels, 64, k=1)
         self.pixel_s4 = _conv_bn(64, FEAT)
@@ -153,15 +111,8 @@ class ObjectDecoder(nn.Module):
                                     nn.Linear(dim, EMBED + 3))
         self.pool_norm = nn.LayerNorm(dim)
         self.center_proj = nn.Linear(dim, dim)
-        self.geometry = nn.Sequential(nn.Linear(7 if use_depth else 4, dim), nn.ReLU(inplace=True),
+        self.geometry = nn.Sequential(nn.Linear(4, dim), nn.ReLU(inplace=True),
                                       nn.Linear(dim, dim))
-        if use_depth:
-            # added to the pooled token the attribute heads read; zero output at init, so a
-            # depth model can start from an RGB checkpoint (see checkpoint.warm_start)
-            self.attribute_geometry = nn.Sequential(nn.Linear(3, dim), nn.ReLU(inplace=True),
-                                                    nn.Linear(dim, dim))
-            nn.init.zeros_(self.attribute_geometry[-1].weight)
-            nn.init.zeros_(self.attribute_geometry[-1].bias)
         self.position = nn.Linear(dim, dim)
         self.blocks = nn.ModuleList(ObjectTextBlock(dim, heads) for _ in range(blocks))
         self.heads = heads
@@ -199,9 +150,9 @@ class ObjectDecoder(nn.Module):
             cells: (B, K) long flat indices into the stride-4 grid.
         Returns:
             dict with ``masks`` (B, K, h2, w2) instance logits, ``tokens`` (B, K, D) object
-            tokens, ``pooled`` (B, K, D) the attribute heads' input (see
-            :meth:`attribute_input`), ``heat`` (B, K) the heat logit at each centre, and what
-            :meth:`tokens` read: ``center`` (B, K, D) and ``geometry`` (B, K, 4 | 7).
+            tokens, ``pooled`` (B, K, D) the attribute heads' input (normalised mask-pooled
+            features), ``heat`` (B, K) the heat logit at each centre, and what :meth:`tokens`
+            read: ``center`` (B, K, D) and ``geometry`` (B, K, 4).
         """
         tok, heat, embed = maps['tokens'], maps['heat'], maps['embed']
         b, d, h4, w4 = tok.shape
@@ -225,31 +176,19 @@ class ObjectDecoder(nn.Module):
         area = weights.sum((2, 3))                                      # (B, K) in s4 cells
         pooled = torch.einsum('bkhw,bdhw->bkd', weights, tok) / area.clamp(min=1e-3)[..., None]
         pooled = self.pool_norm(pooled)
-        geometry = [cx, cy, torch.log(area / (h4 * w4) + 1e-4), torch.sigmoid(center_heat)]
-        metric = None
-        if self.use_depth:
-            metric = depth_geometry(weights, maps)
-            geometry += list(metric.unbind(-1))
-        geometry = torch.stack(geometry, -1)
+        geometry = torch.stack([cx, cy, torch.log(area / (h4 * w4) + 1e-4),
+                                torch.sigmoid(center_heat)], -1)
         return {'masks': masks, 'tokens': self.tokens(pooled, center, geometry),
-                'heat': center_heat, 'pooled': self.attribute_input(pooled, metric),
-                'center': center, 'geometry': geometry}
+                'heat': center_heat, 'pooled': pooled, 'center': center, 'geometry': geometry}
 
     def tokens(self, pooled: torch.Tensor, center: torch.Tensor, geometry: torch.Tensor
                ) -> torch.Tensor:
         """Object tokens (B, K, D) from the normalised mask-pooled features (B, K, D), the token
-        features at the centre cells (B, K, D) and the geometry (B, K, 4 | 7): cx, cy
-        (normalised), log area share, sigmoid(heat) [, :func:`depth_geometry`]."""
+        features at the centre cells (B, K, D) and the geometry (B, K, 4): cx, cy
+        (normalised), log area share, sigmoid(heat)."""
         cx, cy = geometry[..., 0], geometry[..., 1]
         return (pooled + self.center_proj(center) + self.geometry(geometry)
                 + self.position(point_position_encoding(cy, cx, self.dim)))
-
-    def attribute_input(self, pooled: torch.Tensor, metric: torch.Tensor | None) -> torch.Tensor:
-        """(..., D) normalised mask-pooled features [+ (..., 3) :func:`depth_geometry`] -> the
-        (..., D) input of the category / colour / size heads."""
-        if metric is None or not self.use_depth:
-            return pooled
-        return pooled + self.attribute_geometry(metric)
 
     # ---- language side ----------------------------------------------------------------------
     def select(self, tokens: torch.Tensor, heat: torch.Tensor, prompt: torch.Tensor,

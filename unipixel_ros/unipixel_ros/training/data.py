@@ -160,21 +160,3 @@ def build_cache(root: str | Path, split: str | None, height: int, width: int, te
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(cache.to_dict(), path)
     return cache
-
-
-def expression_mentions(roots: list, texts: list) -> torch.Tensor:
-    """(T, 3) long: the category / colour / size each text names for its target, as vocabulary
-    index + 1 (0 = not named; -100 = text not found), read from the expression structures in
-    every scene's meta.json under ``roots`` (fast: no images are decoded)."""
-    import json
-
-    table: dict[str, list] = {}
-    for root in roots:
-        for d in scene_dirs(root, None):
-            for expr in json.loads((d / 'meta.json').read_text())['expressions']:
-                target = (expr.get('structure') or {}).get('target') or {}
-                table[expr['text']] = [
-                    vocab.index(target[key]) + 1 if target.get(key) in vocab else 0
-                    for key, vocab in (('category', CATEGORIES), ('color', COLORS),
-                                       ('size', SIZES))]
-    return torch.tensor([table.get(t, [-100, -100, -100]) for t in texts], dtype=torch.long)

@@ -1,4 +1,4 @@
-"""Training batches and losses of the object-centric decoder (``ModelConfig.object_slots > 0``).
+"""Training batches and losses of the object-centric decoder (``model/objects.py``).
 
 One step runs the image side once per scene and supervises it with every object of the scene
 (centre heatmap, instance masks, attributes), then asks several questions about the same scene
@@ -12,9 +12,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from unipixel_ros.model.network import UniPixelNet
+
 from .data import TrainingCache, mask_to_input
 from .losses import dice_loss
-from unipixel_ros.model.network import UniPixelNet
 
 
 class ObjectBatchSampler:
@@ -174,7 +175,7 @@ def object_step_loss(net: UniPixelNet, batch: dict, prompts: tuple, mask_objects
     objects per scene, selected one-hot).
     """
     dec = net.objects
-    image = net.normalize_image(batch['rgb'], batch['depth'])
+    image = net.normalize_image(batch['rgb'])
     maps = net.image_maps(image)
     obj = dec.objects(maps, batch['cells'])
     valid, m = batch['valid'], batch['valid'].shape[1]

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from .data import TrainingCache, mask_to_input
 from unipixel_ros.model.network import UniPixelNet
+
+from .data import TrainingCache, mask_to_input
 from .train import build_prompts
 
 #: Sub-modules of ``UniPixelNet`` trained here; everything else stays frozen.
@@ -92,9 +93,7 @@ def collect_candidates(net: UniPixelNet, cache: TrainingCache, batch_size: int =
     n = len(cache.scene_ids)
     for i in tqdm(range(0, n, batch_size), desc=desc, disable=not progress):
         sl = slice(i, min(i + batch_size, n))
-        rgb = cache.rgb[sl].float() / 255.0
-        depth = cache.depth_mm[sl].float() / 1000.0
-        maps = net.image_maps(net.normalize_image(rgb, depth))
+        maps = net.image_maps(net.normalize_image(cache.rgb[sl].float() / 255.0))
         obj = dec.objects(maps, dec.peaks(maps['heat']))
         masks = obj['masks']                                                 # (B, K, h2, w2)
         inst = cache.instances[sl]
@@ -365,9 +364,6 @@ def run_finetune(checkpoint, data: list, val_data: str, out, epochs: int = 6, lr
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     net, meta = load_checkpoint(checkpoint)
-    if not net.config.object_slots or net.config.use_depth:
-        raise ValueError(f'{checkpoint}: selection fine-tuning needs an RGB object-slot model '
-                         '(ModelConfig.object_slots > 0, use_depth false)')
     if mask_sharpness is not None:
         if not mask_sharpness > 0:
             raise ValueError(f'mask sharpness must be > 0, got {mask_sharpness}')

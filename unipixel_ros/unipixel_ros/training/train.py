@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from unipixel_ros.model.checkpoint import save_checkpoint, warm_start
-from .data import TrainingCache, build_cache, mask_to_input, resize_depth
-from .losses import LossWeights, referring_loss
 from unipixel_ros.model.network import ModelConfig, UniPixelNet
 from unipixel_ros.model.text_encoder import TextEncoder
+
+from .data import TrainingCache, build_cache, mask_to_input
+from .object_training import ObjectBatchSampler, object_step_loss
 
 
 @dataclass
@@ -53,7 +54,6 @@ class TrainConfig:
     threads: int = 0                                 # 0 = torch default
     device: str = 'auto'                             # auto | cpu | cuda
     max_minutes: float = 0.0                         # 0 = no limit; stop cleanly when reached
-    loss: dict = field(default_factory=dict)         # LossWeights overrides
     init_from: str | None = None                     # warm start (see checkpoint.warm_start)
 
     @classmethod
@@ -76,90 +76,13 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class BatchSampler:
-    """Builds training batches from a :class:`TrainingCache` (expressions and click prompts)."""
-
-    def __init__(self, cache: TrainingCache, cfg: ModelConfig, point_prompt_prob: float,
-                 absent_min_share: float, generator: torch.Generator) -> None:
-        self.c, self.cfg, self.g = cache, cfg, generator
-        self.point_prob = point_prompt_prob
-        absent = (cache.expr_target < 0).float()
-        share = float(absent.mean())
-        weight_absent = (absent_min_share / max(share, 1e-6)) if share < absent_min_share else 1.0
-        self.weights = torch.where(absent > 0, weight_absent, 1.0)
-        self.mentions: torch.Tensor | None = None    # (T, 3), see data.expression_mentions
-
-    def _photometric(self, rgb: torch.Tensor) -> torch.Tensor:
-        """Mild brightness/contrast jitter; no hue change (colour words must stay true) and no
-        flips (they would swap left and right)."""
-        b = rgb.shape[0]
-        gain = 1.0 + (torch.rand(b, 1, 1, 1, generator=self.g) - 0.5) * 0.3
-        bias = (torch.rand(b, 1, 1, 1, generator=self.g) - 0.5) * 0.1
-        return (rgb * gain + bias).clamp(0, 1)
-
-    def sample(self, batch_size: int) -> dict:
-        c, cfg = self.c, self.cfg
-        idx = torch.multinomial(self.weights, batch_size, replacement=True, generator=self.g)
-        scenes = c.expr_scene[idx]
-        targets = c.expr_target[idx].clone()
-        attrs = c.expr_attrs[idx].clone()
-        text_feat = c.text_features[c.expr_text[idx]].float()
-        text_mask = c.text_mask[c.expr_text[idx]].float()
-        is_point = torch.rand(batch_size, generator=self.g) < self.point_prob
-        uv = torch.zeros(batch_size, 2)
-        inst = c.instances[scenes]                                  # (B, H, W) uint8
-        h_full, w_full = inst.shape[-2:]
-        for b in torch.nonzero(is_point).flatten().tolist():
-            ids = torch.unique(inst[b])
-            ids = ids[(ids > 0) & (ids <= c.object_attrs.shape[1])]
-            if len(ids) == 0:
-                is_point[b] = False
-                continue
-            obj = int(ids[torch.randint(len(ids), (1,), generator=self.g)]) - 1
-            ys, xs = torch.nonzero(inst[b] == obj + 1, as_tuple=True)
-            k = int(torch.randint(len(ys), (1,), generator=self.g))
-            uv[b] = torch.tensor([(xs[k] + 0.5) / w_full, (ys[k] + 0.5) / h_full])
-            targets[b] = obj
-            attrs[b] = c.object_attrs[scenes[b], obj]
-        exists = (targets >= 0).float()
-        full_mask = (inst == (targets + 1).to(torch.uint8)[:, None, None]) & (targets >= 0)[:, None, None]
-        mask = mask_to_input(full_mask[:, None], cfg.input_height, cfg.input_width)
-        k = c.object_attrs.shape[1]
-        slots = (inst[:, None] == torch.arange(1, k + 1, dtype=torch.uint8)[None, :, None, None])
-        instances = mask_to_input(slots.float(), cfg.input_height // 4, cfg.input_width // 4)
-        dense_labels = self._dense_labels(inst, c.object_attrs[scenes], cfg.input_height // 4,
-                                          cfg.input_width // 4)
-        rgb = self._photometric(c.rgb[scenes].float() / 255.0)
-        depth = c.depth_mm[scenes].float() / 1000.0
-        return dict(rgb=rgb, depth=depth, text_features=text_feat, text_mask=text_mask,
-                    is_point=is_point, uv=uv, mask=mask, exists=exists, category=attrs[:, 0],
-                    color=attrs[:, 1], size=attrs[:, 2], type=c.expr_type[idx],
-                    instances=instances, target=targets, dense_labels=dense_labels,
-                    mentions=self._mentions(idx, is_point))
-
-    def _mentions(self, idx: torch.Tensor, is_point: torch.Tensor) -> torch.Tensor:
-        if self.mentions is None:
-            return torch.full((len(idx), 3), -100, dtype=torch.long)
-        m = self.mentions[self.c.expr_text[idx]].clone()
-        m[is_point] = -100
-        return m
-
-    @staticmethod
-    def _dense_labels(inst: torch.Tensor, object_attrs: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """(B, H, W) instance ids + (B, K, 3) attributes -> (B, 3, h, w) long category+1 /
-        colour+1 / size+1 sampled at the centres of an h x w grid (0 = background, -100 =
-        unknown)."""
-        sy, sx = inst.shape[-2] // h, inst.shape[-1] // w
-        ids = inst[:, sy // 2::sy, sx // 2::sx][:, :h, :w].long()     # (B, h, w)
-        k = object_attrs.shape[1]
-        table = torch.cat([torch.zeros_like(object_attrs[:, :1, :3]),
-                           object_attrs[:, :, :3] + 1], dim=1)          # (B, K+1, 3), 0 = bg
-        table = torch.where(table[..., :] < 0, torch.full_like(table, -100), table)
-        known = ids <= k
-        idx = ids.clamp(max=k).flatten(1)                               # (B, h*w)
-        labels = torch.stack([table[:, :, j].gather(1, idx) for j in range(3)], dim=1)
-        labels = labels.view(-1, 3, h, w)
-        return torch.where(known[:, None], labels, torch.full_like(labels, -100))
+def expression_weights(cache: TrainingCache, absent_min_share: float) -> torch.Tensor:
+    """(E,) sampling weight per expression: absent-target queries are oversampled up to
+    ``absent_min_share`` of the draws, every other expression weighs 1."""
+    absent = (cache.expr_target < 0).float()
+    share = float(absent.mean())
+    weight_absent = (absent_min_share / max(share, 1e-6)) if share < absent_min_share else 1.0
+    return torch.where(absent > 0, weight_absent, 1.0)
 
 
 def build_prompts(net: UniPixelNet, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,9 +114,7 @@ def quick_eval(net: UniPixelNet, cache: TrainingCache, n: int, device: torch.dev
     for i in range(0, n, batch_size):
         j = idx[i:i + batch_size]
         scenes, targets = cache.expr_scene[j], cache.expr_target[j]
-        rgb = cache.rgb[scenes].float().to(device) / 255.0
-        depth = cache.depth_mm[scenes].float().to(device) / 1000.0
-        image = net.normalize_image(rgb, depth)
+        image = net.normalize_image(cache.rgb[scenes].float().to(device) / 255.0)
         prompt = net.encode_text(cache.text_features[cache.expr_text[j]].float().to(device))
         out = net(image, prompt, cache.text_mask[cache.expr_text[j]].float().to(device))
         found = (out.exists_logit > 0).cpu()
@@ -279,16 +200,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         step, best = int(state['step']), float(state['best'])
         g.set_state(state['generator'])
         torch.set_rng_state(state['torch_rng'])
-    objects_mode = bool(model_cfg.object_slots)
-    if objects_mode:
-        from .object_training import ObjectBatchSampler, object_step_loss
-        obj_sampler = ObjectBatchSampler(train_cache, net, cfg.queries_per_scene,
-                                         cfg.point_prompt_prob, g)
-    sampler = BatchSampler(train_cache, model_cfg, cfg.point_prompt_prob, cfg.absent_min_share, g)
-    if model_cfg.attribute_matching:
-        from .data import expression_mentions
-        sampler.mentions = expression_mentions(cfg.data, train_cache.texts)
-    base_weights = sampler.weights.clone()
+    sampler = ObjectBatchSampler(train_cache, net, cfg.queries_per_scene, cfg.point_prompt_prob,
+                                 g)
+    base_weights = expression_weights(train_cache, cfg.absent_min_share)
 
     def weights_for(types: list) -> torch.Tensor:
         if not types:
@@ -308,7 +222,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         return list(cfg.expression_types)
 
     active_types = None
-    weights = LossWeights(**cfg.loss)
 
     def lr_at(s: int) -> float:
         if s < cfg.warmup_steps:
@@ -318,8 +231,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 
     csv_path = out / 'metrics.csv'
     fields = ['step', 'lr', 'loss', 'mask_bce', 'mask_dice', 'exists', 'attributes', 'selection',
-              'dense_attributes', 'text_attributes', 'heat', 'instance_bce', 'instance_dice',
-              'sec_per_step',
+              'heat', 'instance_bce', 'instance_dice', 'sec_per_step',
               'val_ciou', 'val_miou', 'val_exists_acc']
     if not csv_path.is_file():
         with csv_path.open('w', newline='') as f:
@@ -346,25 +258,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             group['lr'] = lr_at(step)
         if types_at(step) != active_types:
             active_types = types_at(step)
-            sampler.weights = weights_for(active_types)
-            if objects_mode:
-                obj_sampler.set_types(sampler.weights > 0 if active_types else None)
+            sampler.set_types(weights_for(active_types) > 0 if active_types else None)
             bar.write(f"step {step}: training on {active_types or 'all expression types'}")
-        if objects_mode:
-            batch = {k: v.to(device) for k, v in obj_sampler.sample(cfg.batch_size).items()}
-            loss, parts = object_step_loss(net, batch, build_prompts(net, batch))
-        else:
-            batch = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
-            image = net.normalize_image(batch['rgb'], resize_depth(
-                batch['depth'], model_cfg.input_height, model_cfg.input_width))
-            prompt, prompt_mask = build_prompts(net, batch)
-            output = net(image, prompt, prompt_mask)
-            loss, parts = referring_loss(output, batch['mask'], batch['exists'],
-                                         batch['category'], batch['color'], batch['size'],
-                                         weights, instances=batch['instances'],
-                                         target=batch['target'],
-                                         dense_labels=batch['dense_labels'],
-                                         mentions=batch['mentions'])
+        batch = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
+        loss, parts = object_step_loss(net, batch, build_prompts(net, batch))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
