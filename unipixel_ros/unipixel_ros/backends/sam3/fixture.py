@@ -116,12 +116,15 @@ def tiny_preprocessor_config(image_size: int = TINY_IMAGE_SIZE) -> dict:
     }
 
 
-def make_tiny_sam3(directory: str | Path, seed: int = 0) -> Path:
+def make_tiny_sam3(directory: str | Path, seed: int = 0, full_size: bool = False) -> Path:
     """Write a tiny random SAM 3 checkpoint directory and return its path.
 
     Args:
         directory: created if missing; existing files of the same names are overwritten.
         seed: torch seed for the random weights (same seed -> same weights).
+        full_size: instead use ``Sam3Config()`` defaults, the architecture of
+            ``facebook/sam3`` (840 M parameters, 1008 px, 200 queries, 3.4 GB on disk, random
+            weights) with the tiny tokenizer: for timing the real network without its weights.
 
     Returns:
         ``Path(directory)``, loadable by :func:`load_sam3` / ``Sam3Model.from_pretrained``.
@@ -132,10 +135,20 @@ def make_tiny_sam3(directory: str | Path, seed: int = 0) -> Path:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _tiny_clip_tokenizer()
-    config = tiny_sam3_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
+    if full_size:
+        from transformers import Sam3Config
+
+        config = Sam3Config()
+        config.text_config.bos_token_id = tokenizer.bos_token_id
+        config.text_config.eos_token_id = tokenizer.eos_token_id
+        config.text_config.pad_token_id = tokenizer.pad_token_id
+        preprocessor = tiny_preprocessor_config(config.image_size)
+    else:
+        config = tiny_sam3_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
+        preprocessor = tiny_preprocessor_config()
     torch.manual_seed(seed)
     model = Sam3Model(config).eval()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / 'preprocessor_config.json').write_text(json.dumps(tiny_preprocessor_config(), indent=2))
+    (out / 'preprocessor_config.json').write_text(json.dumps(preprocessor, indent=2))
     return out

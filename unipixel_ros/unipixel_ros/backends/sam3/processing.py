@@ -145,14 +145,22 @@ def _linear_weights(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray
 def resize_bilinear(x: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of ``(N, h, w)`` float32 maps to ``(N, H, W)`` (``align_corners=False``).
 
-    Matches ``F.interpolate(x[None], out_hw, mode='bilinear', align_corners=False)[0]``.
+    Matches ``F.interpolate(x[None], out_hw, mode='bilinear', align_corners=False)[0]`` to
+    float32 rounding (~3e-5). Returns a non-contiguous view of an ``(N, W, H)`` buffer: both
+    passes gather whole contiguous rows, which is 2x faster than gathering columns.
     """
     x = np.asarray(x, np.float32)
     H, W = int(out_hw[0]), int(out_hw[1])
     y0, y1, wy = _linear_weights(H, x.shape[1])
     x0, x1, wx = _linear_weights(W, x.shape[2])
-    rows = x[:, y0, :] * (1 - wy)[None, :, None] + x[:, y1, :] * wy[None, :, None]
-    return rows[:, :, x0] * (1 - wx)[None, None, :] + rows[:, :, x1] * wx[None, None, :]
+    rows = x[:, y0, :]
+    rows *= (1 - wy)[None, :, None]
+    rows += x[:, y1, :] * wy[None, :, None]                       # (N, H, w)
+    rt = np.ascontiguousarray(rows.transpose(0, 2, 1))            # (N, w, H)
+    out = rt[:, x0, :]
+    out *= (1 - wx)[None, :, None]
+    out += rt[:, x1, :] * wx[None, :, None]                       # (N, W, H)
+    return out.transpose(0, 2, 1)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -187,7 +195,8 @@ def postprocess(raw: DecoderOutput, image_hw: tuple[int, int], phrase: str = '',
         keep = keep[:max_candidates]
     boxes = raw.boxes[keep].astype(np.float32) * np.asarray([W, H, W, H], np.float32)
     if keep.size:
-        masks = resize_bilinear(sigmoid(raw.mask_logits[keep]), (H, W)) > mask_threshold
+        masks = np.ascontiguousarray(
+            resize_bilinear(sigmoid(raw.mask_logits[keep]), (H, W)) > mask_threshold)
     else:
         masks = np.zeros((0, H, W), bool)
     return ConceptCandidates(phrase=phrase, masks=masks, boxes=boxes,
