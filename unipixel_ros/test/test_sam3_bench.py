@@ -1,9 +1,10 @@
 """SAM 3 stage timings and the module entry point, on the tiny model."""
 import json
 
-from sam3_fixtures import tiny_sam3_dir, tiny_sam3_export  # noqa: F401
 from unipixel_ros.backends.sam3.__main__ import main
 from unipixel_ros.backends.sam3.bench import STAGES, bench_sam3
+
+pytest_plugins = ['sam3_fixtures']  # session fixtures: tiny_sam3_dir, tiny_sam3_export, ...
 
 
 def test_bench_reports_every_stage_per_backend(tiny_sam3_dir, tiny_sam3_export):

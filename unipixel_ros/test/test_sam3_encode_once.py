@@ -3,10 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from sam3_fixtures import smooth_frame, tiny_sam3_dir, tiny_torch_predictor  # noqa: F401
+from sam3_fixtures import smooth_frame
 from unipixel_ros.backends.sam3 import ConceptCandidates, Sam3Error
 from unipixel_ros.backends.sam3.fixture import TINY_NUM_QUERIES
 from unipixel_ros.backends.sam3.processing import preprocess
+
+pytest_plugins = ['sam3_fixtures']  # session fixtures: tiny_sam3_dir, tiny_sam3_export, ...
 
 
 def test_split_graphs_equal_the_official_forward(tiny_torch_predictor):

@@ -4,10 +4,11 @@ import shutil
 
 import pytest
 
-from sam3_fixtures import tiny_sam3_dir  # noqa: F401
 from unipixel_ros.backends.sam3.model_dir import (model_sha256, resolve_model_path,
                                                   validate_model_dir)
 from unipixel_ros.backends.sam3.types import Sam3ModelError
+
+pytest_plugins = ['sam3_fixtures']  # session fixtures: tiny_sam3_dir, tiny_sam3_export, ...
 
 
 @pytest.fixture

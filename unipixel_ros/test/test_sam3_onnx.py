@@ -6,11 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from sam3_fixtures import (smooth_frame, tiny_sam3_dir, tiny_sam3_export,  # noqa: F401
-                           tiny_torch_predictor)
+from sam3_fixtures import smooth_frame
 from unipixel_ros.backends.sam3.export import (OPSET, PARITY_TOL, check_graph,
                                                ensure_sam3_onnx, export_sam3_onnx)
 from unipixel_ros.backends.sam3.graph_io import GRAPH_FILES, GRAPH_IO, MANIFEST
+
+pytest_plugins = ['sam3_fixtures']  # session fixtures: tiny_sam3_dir, tiny_sam3_export, ...
 
 
 def test_export_passes_checker_and_parity(tiny_sam3_export):
@@ -102,6 +103,8 @@ sys.modules["torch"] = None          # any "import torch" now raises ImportError
 sys.modules["transformers"] = None
 import numpy as np
 from unipixel_ros.backends.sam3.onnx_runner import Sam3OnnxPredictor
+
+pytest_plugins = ['sam3_fixtures']  # session fixtures: tiny_sam3_dir, tiny_sam3_export, ...
 p = Sam3OnnxPredictor({str(tiny_sam3_export.out_dir)!r}, threads=1)
 c = p.decode(p.encode_image(np.zeros((30, 40, 3), np.uint8)), p.encode_text("cup"),
              score_threshold=0.0)

@@ -5,17 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from sam3_fixtures import tiny_sam3_dir  # noqa: F401  (pytest fixture)
 from unipixel_ros.backends.sam3.fixture import TINY_IMAGE_SIZE, TINY_NUM_QUERIES
 from unipixel_ros.backends.sam3.processing import (PreprocessConfig, Sam3Tokenizer,
                                                    postprocess, preprocess, resize_bilinear)
 from unipixel_ros.backends.sam3.types import DecoderOutput, Sam3ModelError
 
+pytest_plugins = ['sam3_fixtures']  # session fixtures: tiny_sam3_dir, tiny_sam3_export, ...
+
 
 def _torchvision_works() -> str | None:
     try:
         import torchvision  # noqa: F401
-        from transformers import Sam3ImageProcessor  # noqa: F401
+        from transformers import Sam3ImageProcessor
+        assert Sam3ImageProcessor is not None
         torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
     except Exception as exc:  # ImportError, or its C++ ops failing on a CPU-less build
         return f'torchvision (needed by transformers Sam3ImageProcessor) is unusable: {exc!r}'

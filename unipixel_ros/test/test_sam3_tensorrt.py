@@ -4,9 +4,11 @@ import importlib.util
 import numpy as np
 import pytest
 
-from sam3_fixtures import smooth_frame, tiny_sam3_dir, tiny_sam3_export  # noqa: F401
+from sam3_fixtures import smooth_frame
 from unipixel_ros.backends.sam3.tensorrt_backend import build_sam3_tensorrt, engine_cache_key
 from unipixel_ros.backends.sam3.types import Sam3TensorRTUnavailable
+
+pytest_plugins = ['sam3_fixtures']  # session fixtures: tiny_sam3_dir, tiny_sam3_export, ...
 
 HAVE_TRT = importlib.util.find_spec('tensorrt') is not None
 NO_TRT = 'TensorRT (tensorrt >= 10, NVIDIA GPU) is not installable on this machine'

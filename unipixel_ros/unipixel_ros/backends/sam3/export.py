@@ -281,7 +281,11 @@ def export_sam3_onnx(model_path: str | Path, out_dir: str | Path, parity: bool =
 
 def ensure_sam3_onnx(model_path: str | Path, cache_root: str | Path | None = None,
                      **kwargs) -> Sam3ExportResult:
-    """Export once per model: ``<cache_root>/sam3/<sha256[:16]>/`` (see :func:`default_cache_root`)."""
+    """Export once per model into ``<cache_root>/sam3/<sha256[:16]>/``.
+
+    ``cache_root`` defaults to :func:`default_cache_root`; ``kwargs`` go to
+    :func:`export_sam3_onnx`.
+    """
     model_dir = resolve_model_path(model_path)
     sha = model_sha256(model_dir)
     root = Path(cache_root) if cache_root is not None else default_cache_root()

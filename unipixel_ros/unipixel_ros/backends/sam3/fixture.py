@@ -76,7 +76,8 @@ def tiny_sam3_config(vocab_size: int, bos_token_id: int, eos_token_id: int):
     return Sam3Config(
         vision_config=dict(
             backbone_config=dict(
-                model_type='sam3_vit_model', hidden_size=hidden, intermediate_size=64, num_hidden_layers=2,
+                model_type='sam3_vit_model', hidden_size=hidden, intermediate_size=64,
+                num_hidden_layers=2,
                 num_attention_heads=2, image_size=TINY_IMAGE_SIZE, patch_size=14,
                 window_size=8, global_attn_indexes=[1], pretrain_image_size=TINY_IMAGE_SIZE,
             ),
