@@ -7,7 +7,8 @@ import torch
 
 from unipixel_ros.backends.sam3.fixture import TINY_IMAGE_SIZE, TINY_NUM_QUERIES
 from unipixel_ros.backends.sam3.processing import (PreprocessConfig, Sam3Tokenizer,
-                                                   postprocess, preprocess, resize_bilinear)
+                                                   postprocess, preprocess, resize_bilinear,
+                                                   upsample_masks)
 from unipixel_ros.backends.sam3.types import DecoderOutput, Sam3ModelError
 
 pytest_plugins = ['sam3_fixtures']  # session fixtures: tiny_sam3_dir, tiny_sam3_export, ...
@@ -90,6 +91,21 @@ def test_resize_bilinear_matches_torch_interpolate(out_hw):
     got = resize_bilinear(x, out_hw)
     assert got.shape == (3, *out_hw)
     np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize('out_hw', [(480, 640), (30, 20), (72, 72)])
+def test_upsample_masks_equals_thresholded_full_resize(out_hw):
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:72, 0:72]
+    maps = [np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+            for cy, cx, r in rng.uniform([0, 0, 1], [72, 72, 20], size=(8, 3))]
+    maps += [rng.random((72, 72)), np.zeros((72, 72)), np.full((72, 72), 0.5),
+             np.pad(np.ones((1, 1)), ((0, 71), (71, 0)))]  # one corner pixel
+    probs = np.stack(maps).astype(np.float32)
+    got = upsample_masks(probs, out_hw, 0.5)
+    assert got.shape == (len(maps), *out_hw) and got.dtype == bool
+    np.testing.assert_array_equal(got, resize_bilinear(probs, out_hw) > 0.5)
+    assert got[:8].any(axis=(1, 2)).sum() >= 4  # the blobs are not all empty
 
 
 def _raw(q=4, h=16, w=16):

@@ -151,15 +151,64 @@ def resize_bilinear(x: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     """
     x = np.asarray(x, np.float32)
     H, W = int(out_hw[0]), int(out_hw[1])
-    y0, y1, wy = _linear_weights(H, x.shape[1])
-    x0, x1, wx = _linear_weights(W, x.shape[2])
+    return resize_bilinear_indexed(x, _linear_weights(H, x.shape[1]),
+                                   _linear_weights(W, x.shape[2]))
+
+
+def upsample_masks(probs: np.ndarray, out_hw: tuple[int, int], threshold: float) -> np.ndarray:
+    """``resize_bilinear(probs, out_hw) > threshold`` computed only inside each mask's support.
+
+    A bilinear output is a convex combination of at most 4 input pixels, so output pixels whose
+    sources are all below ``threshold`` cannot pass it. Each mask is interpolated only over the
+    output rows and columns reached by its (1-pixel padded) bounding box of input pixels at or
+    above ``threshold - 1e-6``: the same result as thresholding the full resize, at a cost
+    proportional to the object's size instead of the frame's.
+
+    Args:
+        probs: ``(N, h, w)`` float32 mask probabilities.
+        out_hw: ``(H, W)`` output size in pixels.
+        threshold: probability threshold (strictly greater passes).
+
+    Returns:
+        ``(N, H, W)`` bool.
+    """
+    probs = np.asarray(probs, np.float32)
+    n, h, w = probs.shape
+    H, W = int(out_hw[0]), int(out_hw[1])
+    y0, y1, wy = _linear_weights(H, h)
+    x0, x1, wx = _linear_weights(W, w)
+    out = np.zeros((n, H, W), bool)
+    support = probs >= threshold - 1e-6
+    for k in range(n):
+        rows = np.flatnonzero(support[k].any(axis=1))
+        if rows.size == 0:
+            continue
+        cols = np.flatnonzero(support[k].any(axis=0))
+        r0, r1 = max(rows[0] - 1, 0), min(rows[-1] + 1, h - 1)
+        c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 1, w - 1)
+        # output rows/cols with a source inside [r0, r1] x [c0, c1] (contiguous: indices rise)
+        ys = np.flatnonzero((y1 >= r0) & (y0 <= r1))
+        xs = np.flatnonzero((x1 >= c0) & (x0 <= c1))
+        ya, yb, xa, xb = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+        sy, sx = y0[ya], x0[xa]  # source window origin
+        src = probs[k:k + 1, sy:y1[yb - 1] + 1, sx:x1[xb - 1] + 1]
+        crop = resize_bilinear_indexed(src, (y0[ya:yb] - sy, y1[ya:yb] - sy, wy[ya:yb]),
+                                       (x0[xa:xb] - sx, x1[xa:xb] - sx, wx[xa:xb]))
+        out[k, ya:yb, xa:xb] = crop[0] > threshold
+    return out
+
+
+def resize_bilinear_indexed(x: np.ndarray, ys, xs) -> np.ndarray:
+    """Bilinear gather with precomputed ``(i0, i1, w1)`` per axis (see :func:`_linear_weights`)."""
+    y0, y1, wy = ys
+    x0, x1, wx = xs
     rows = x[:, y0, :]
     rows *= (1 - wy)[None, :, None]
-    rows += x[:, y1, :] * wy[None, :, None]                       # (N, H, w)
-    rt = np.ascontiguousarray(rows.transpose(0, 2, 1))            # (N, w, H)
+    rows += x[:, y1, :] * wy[None, :, None]
+    rt = np.ascontiguousarray(rows.transpose(0, 2, 1))
     out = rt[:, x0, :]
     out *= (1 - wx)[None, :, None]
-    out += rt[:, x1, :] * wx[None, :, None]                       # (N, W, H)
+    out += rt[:, x1, :] * wx[None, :, None]
     return out.transpose(0, 2, 1)
 
 
@@ -195,8 +244,7 @@ def postprocess(raw: DecoderOutput, image_hw: tuple[int, int], phrase: str = '',
         keep = keep[:max_candidates]
     boxes = raw.boxes[keep].astype(np.float32) * np.asarray([W, H, W, H], np.float32)
     if keep.size:
-        masks = np.ascontiguousarray(
-            resize_bilinear(sigmoid(raw.mask_logits[keep]), (H, W)) > mask_threshold)
+        masks = upsample_masks(sigmoid(raw.mask_logits[keep]), (H, W), mask_threshold)
     else:
         masks = np.zeros((0, H, W), bool)
     return ConceptCandidates(phrase=phrase, masks=masks, boxes=boxes,
