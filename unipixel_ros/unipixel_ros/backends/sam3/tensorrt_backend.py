@@ -12,7 +12,8 @@ Text embeddings are decoder inputs: a new phrase only runs the text engine, no r
 
 Precision: ``fp16=True`` enables FP16 kernels but pins normalisation layers to FP32
 (``OBEY_PRECISION_CONSTRAINTS``), as LayerNorm over 1024 channels overflows in FP16; graph
-inputs and outputs stay FP32/INT64 as exported.
+inputs and outputs stay FP32/INT64 as exported. These are TensorRT 10 "weakly typed" builder
+flags (deprecated from 10.12, removed in 11): on TensorRT 11 only ``fp16=False`` builds.
 """
 from __future__ import annotations
 
@@ -103,6 +104,11 @@ def _build_engine(trt, onnx_path: Path, fp16: bool, workspace_bytes: int,
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
     if fp16:
+        if not hasattr(trt.BuilderFlag, 'FP16'):
+            # TensorRT 11 removed weakly typed precision flags; FP16 there needs an FP16 ONNX
+            # (strong typing), which this exporter does not write.
+            raise Sam3Error(f'TensorRT {trt.__version__} has no BuilderFlag.FP16; build with '
+                            'fp16=False, or convert the ONNX to FP16 (ModelOpt AutoCast) first')
         config.set_flag(trt.BuilderFlag.FP16)
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
         for i in range(network.num_layers):
