@@ -3,8 +3,8 @@
 Subclasses (torch, ONNX Runtime, TensorRT) implement three array functions:
 
 - ``_run_vision(pixel_values (1, 3, S, S) float32) -> tuple of 3 FPN levels``
-- ``_run_text(input_ids (1, L) int64, attention_mask (1, L) int64) -> embeddings (1, L, D)``
-  (and ``_to_backend_mask`` for the mask array the decoder takes)
+- ``_run_text(input_ids (1, L) int64, attention_mask (1, L) int64)
+  -> (embeddings (1, L, D), mask (1, L))``, both in the form the decoder takes
 - ``_run_decoder(features, embeddings, mask) -> DecoderOutput`` (numpy)
 
 This module imports neither torch nor transformers.
@@ -39,7 +39,8 @@ class Sam3Predictor:
         score_threshold, mask_threshold, max_candidates: defaults of :meth:`decode`.
 
     Thread safety: ``encode_image`` and ``decode`` may run on a worker thread while another
-    thread calls ``encode_text``; the text cache is guarded by a lock.
+    thread calls ``encode_text``: the text cache is guarded by a lock, torch and ONNX Runtime
+    allow concurrent runs, and the TensorRT predictor serialises runs per engine.
     """
 
     backend = 'base'

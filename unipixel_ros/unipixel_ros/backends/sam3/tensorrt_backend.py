@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -240,8 +241,13 @@ class _Engine:
         mode = trt.TensorIOMode.INPUT
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == mode]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) != mode]
+        self._lock = threading.Lock()  # one execution context: one run at a time
 
     def __call__(self, feeds: dict[str, _DeviceArray], stream) -> dict[str, _DeviceArray]:
+        with self._lock:
+            return self._run(feeds, stream)
+
+    def _run(self, feeds: dict[str, _DeviceArray], stream) -> dict[str, _DeviceArray]:
         for name in self.inputs:
             arr = feeds[name]
             self.context.set_input_shape(name, arr.shape)
