@@ -13,12 +13,11 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / 'unipixel_ros'
 
 #: Layers from the bottom up; a module may import its own layer and the ones below it.
-LAYERS = ('base', 'perception', 'dataset', 'language', 'model', 'engines', 'inference',
+LAYERS = ('base', 'perception', 'dataset', 'language', 'model', 'engines', 'backends', 'inference',
           'training', 'ros', 'benchmarks', 'cli')
 #: Top-level modules of the base layer.
 BASE = ('paths', 'machine')
-#: Packages outside the house: a subpackage that is not a layer (e.g. a model back-end) must be
-#: named in LAYERS before it can be imported from anywhere.
+#: Modules that may import rclpy: the ROS layer and the node benchmark (a ROS client).
 RCLPY_ALLOWED = ('ros', 'benchmarks.node')
 
 
