@@ -122,3 +122,25 @@ def test_engines_that_run_exported_graphs_import_no_torch(module):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch was imported'"
     run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_only_the_shipped_checkpoint_and_its_metric_head_are_installed(tmp_path):
+    """Ancestors of the shipped model stay in git history, not in the installed package."""
+    import shutil
+    import zipfile
+
+    from unipixel_ros.inference.loading import DEFAULT_CHECKPOINT
+    from unipixel_ros.inference.metric_attributes import default_metric_attributes_path
+
+    source = tmp_path / 'src'     # a copy: building leaves build/ and egg-info behind
+    shutil.copytree(PACKAGE.parent, source, ignore=shutil.ignore_patterns(
+        'build', '*.egg-info', '__pycache__', 'test'))
+    run = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation',
+                          '-q', '-w', str(tmp_path), str(source)], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    wheel = next(tmp_path.glob('unipixel_ros-*.whl'))
+    weights = sorted(name.rsplit('/', 1)[-1] for name in zipfile.ZipFile(wheel).namelist()
+                     if name.startswith('unipixel_ros/weights/'))
+    assert weights == sorted(['MODEL_CARD.md', DEFAULT_CHECKPOINT.name,
+                              default_metric_attributes_path(DEFAULT_CHECKPOINT).name])
