@@ -54,7 +54,7 @@ log "colcon test${PYTEST_ARGS:+ (pytest args: $PYTEST_ARGS)}"
 test_args=()
 if [[ -n "${PYTEST_ARGS:-}" ]]; then eval "pytest_args=($PYTEST_ARGS)"; test_args=(--pytest-args "${pytest_args[@]}"); fi
 test_rc=0
-nice -n 10 colcon test "${test_args[@]}" || test_rc=$?
+nice -n 10 colcon test --return-code-on-test-failure "${test_args[@]}" || test_rc=$?
 tested=$(date +%s)
 log "colcon test: $((tested - built)) s (exit code $test_rc)"
 
@@ -64,14 +64,14 @@ colcon test-result --verbose || status=1
 for p in "${PYTHON_PACKAGES[@]}"; do
   line=$(colcon test-result --test-result-base "build/$p" 2>/dev/null | grep '^Summary:' || true)
   log "$p: ${line:-Summary: no test results}"
-  tests=$(sed -n 's/^Summary: \([0-9]*\) tests.*/\1/p' <<<"$line")
+  tests=$(sed -n 's/^Summary: \([0-9]*\) tests\{0,1\},.*/\1/p' <<<"$line")
   if [[ -z "$tests" || "$tests" -eq 0 ]]; then
     log "ERROR: $p ran no tests (is pytest in extras_require['test']?)"; status=1
   fi
 done
 for p in "${PYTHON_PACKAGES[@]}"; do  # pytest's own last line, for the log
   out="$WS/log/latest_test/$p/stdout_stderr.log"
-  [[ -f "$out" ]] && log "$p pytest: $(grep -E '(passed|failed|error)' "$out" | tail -1)"
+  [[ -f "$out" ]] && log "$p pytest: $(grep -E '=+ .*(passed|failed|error|no tests ran|deselected).* =+$' "$out" | tail -1)"
 done
 if ((test_rc != 0 || status != 0)); then
   log "FAILED (colcon test exit code $test_rc; logs: $WS/log/latest_test)"; exit 1
