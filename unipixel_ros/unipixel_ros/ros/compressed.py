@@ -52,6 +52,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from unipixel_ros.ros.conversions import MessageConversionError, numpy_to_image
+from unipixel_ros.ros.depth_units import depth_array_to_metres
 
 #: struct layout of compressed_depth_image_transport's ConfigHeader (int32 enum, float[2])
 CONFIG_HEADER = struct.Struct('<iff')
@@ -234,8 +235,6 @@ def compressed_depth_to_metres(msg, depth_scale: float = 0.001,
     ``depth_scale`` is metres per unit of a 16UC1/mono16 raw image (0.001 = millimetres);
     32FC1 is metres already. Invalid readings become ``invalid_value``.
     """
-    from unipixel_ros.ros.depth_units import depth_array_to_metres
-
     decoded = compressed_depth_to_numpy(msg)
     return depth_array_to_metres(decoded.data, decoded.encoding, depth_scale, invalid_value)
 
