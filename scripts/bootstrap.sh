@@ -27,7 +27,7 @@ inputs_hash() {
 
 HASH="$(inputs_hash)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH" && -x "$VENV/bin/unipixel-ros" \
-      && -x "$VENV/lib/unipixel_ros/unipixel_node" ]]; then
+      && -e "$VENV/share/ament_index/resource_index/packages/unipixel_ros" ]]; then
   exit 0
 fi
 
