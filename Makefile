@@ -7,13 +7,14 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export HOME ?= $(CURDIR)
 
-.PHONY: all venv test demo bench bench-geometry msgs clean distclean help
+.PHONY: all venv test colcon-check demo bench bench-geometry msgs clean distclean help
 
 all: test
 
 help:
 	@echo "make demo   - set up everything, then run the simulated demo"
 	@echo "make test   - set up everything, then run the whole test suite"
+	@echo "make colcon-check - colcon build + test + test-result in build/colcon_ws (as CI)"
 	@echo "make bench  - benchmarks (JSON + PNG in bench_out/)"
 	@echo "make venv   - only create/update .venv (ROS 2 wheels, torch, open3d, unipixel_msgs)"
 
@@ -25,6 +26,9 @@ msgs: venv
 
 test: venv
 	$(PY) -m pytest
+
+colcon-check: venv
+	scripts/colcon_check.sh
 
 demo: venv
 	$(VENV)/bin/unipixel-sim demo

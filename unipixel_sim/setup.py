@@ -21,7 +21,8 @@ setup(
     maintainer_email='dev@unipixel-ros.org',
     description='MuJoCo tabletop simulation, dataset generation and grasp evaluation for unipixel_ros.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    # colcon test reads test dependencies from here (setuptools >= 72 ignores tests_require)
+    extras_require={'test': ['pytest', 'pytest-timeout']},
     entry_points={'console_scripts': [
         'unipixel-sim = unipixel_sim.cli:main',
         'sim_camera = unipixel_sim.nodes.sim_camera:main',

@@ -4,13 +4,27 @@
 
 realsense2_camera's rs_launch.py publishes /camera/camera/color/image_raw,
 /camera/camera/aligned_depth_to_color/image_raw (16UC1, mm) and /camera/camera/color/camera_info
-when align_depth.enable is true: exactly unipixel_node's default topic names.
+when align_depth.enable is true: exactly unipixel_node's default topic names. Without
+realsense2_camera installed (or with use_rviz:=true and no rviz2) the launch stops with a message
+before anything starts.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
+
+from unipixel_ros.ros.launch_checks import is_true, require_package
+
+NO_REALSENSE_HINT = 'start your camera driver yourself and use unipixel.launch.py'
+
+
+def _check_packages(context, *args, **kwargs):
+    """Runs before the includes: nothing is started when a needed package is missing."""
+    require_package('realsense2_camera', 'realsense.launch.py', hint=NO_REALSENSE_HINT)
+    if is_true(LaunchConfiguration('use_rviz').perform(context)):
+        require_package('rviz2', 'use_rviz:=true', hint='launch with use_rviz:=false')
+    return []
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -21,6 +35,7 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument('engine', default_value='onnxruntime'),
         DeclareLaunchArgument('use_rviz', default_value='false'),
+        OpaqueFunction(function=_check_packages),
         IncludeLaunchDescription(PythonLaunchDescriptionSource(realsense), launch_arguments={
             'align_depth.enable': 'true',
             'rgb_camera.color_profile': '640,480,15',

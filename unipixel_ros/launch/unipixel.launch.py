@@ -5,7 +5,8 @@
 
 ``camera_prefix`` is prepended to color/image_raw, aligned_depth_to_color/image_raw and
 color/camera_info (RealSense naming; the simulator uses the same names). Every process started
-here reads the Fast DDS large-message profile shipped in config/.
+here reads the Fast DDS large-message profile shipped in config/. ``use_rviz:=true`` without
+rviz2 installed stops the launch with a message before anything starts.
 """
 import os
 
@@ -15,8 +16,13 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from unipixel_ros.ros.launch_checks import is_true, require_package
+
 
 def _nodes(context, *args, **kwargs):
+    use_rviz = is_true(LaunchConfiguration('use_rviz').perform(context))
+    if use_rviz:  # before any node is returned: a missing rviz2 leaves nothing running
+        require_package('rviz2', 'use_rviz:=true', hint='launch with use_rviz:=false')
     prefix = LaunchConfiguration('camera_prefix').perform(context).strip('/')
     share = FindPackageShare('unipixel_ros').perform(context)
     params = [LaunchConfiguration('params_file').perform(context) or
@@ -29,7 +35,7 @@ def _nodes(context, *args, **kwargs):
     nodes = [Node(package='unipixel_ros', executable='unipixel_node', name='unipixel_node',
                   namespace=LaunchConfiguration('namespace'), output='screen',
                   parameters=params)]
-    if LaunchConfiguration('use_rviz').perform(context).lower() in ('true', '1'):
+    if use_rviz:
         nodes.append(Node(package='rviz2', executable='rviz2', name='rviz2', output='screen',
                           arguments=['-d', os.path.join(share, 'config', 'unipixel.rviz')]))
     return nodes

@@ -5,6 +5,7 @@
         engine:=onnxruntime use_rviz:=true use_perception:=true
 
 The camera's topic names are RealSense's, so unipixel_node runs with its defaults.
+``use_rviz:=true`` without rviz2 installed stops the launch with a message before anything starts.
 """
 import os
 
@@ -17,6 +18,15 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from unipixel_ros.ros.launch_checks import is_true, require_package
+
+
+def _check_packages(context, *args, **kwargs):
+    """Runs before every process below: a missing rviz2 leaves nothing running."""
+    if is_true(LaunchConfiguration('use_rviz').perform(context)):
+        require_package('rviz2', 'use_rviz:=true', hint='launch with use_rviz:=false')
+    return []
 
 
 def _rviz(context, *args, **kwargs):
@@ -46,6 +56,7 @@ def generate_launch_description() -> LaunchDescription:
                               description='start unipixel_node'),
         DeclareLaunchArgument('engine', default_value='onnxruntime',
                               description='unipixel_node engine: torch | onnxruntime | tensorrt'),
+        OpaqueFunction(function=_check_packages),
         SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', profile),
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile),
         Node(
