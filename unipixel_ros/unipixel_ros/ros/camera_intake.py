@@ -111,3 +111,36 @@ def subscribe_camera(node, subscriptions: Sequence[tuple[type, str, Callable]],
         node.get_logger().warning(f'camera_executor {executor!r} is not available in this '
                                   f'rclpy; using {intake.executor_kind!r}')
     return [], intake
+
+
+def camera_topics(color_topic: str, depth_topic: str, info_topic: str, transport: str,
+                  on_input: Callable) -> list:
+    """(message type, topic, callback) for the three camera inputs.
+
+    ``transport`` 'raw' subscribes to the Image topics; 'compressed' to
+    ``<color>/compressed`` and ``<depth>/compressedDepth`` (image_transport's topic names),
+    decoded to Image on arrival (``compressed.compressed_to_image``), so synchronisation and
+    decoding are the same for both. ``on_input(name, index, msg)`` receives every message; a
+    message that cannot be decoded is passed on as the exception, for the node to report.
+    """
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+    def decoded(name: str, index: int):
+        from .compressed import compressed_to_image
+
+        def callback(msg) -> None:
+            try:
+                image = compressed_to_image(msg)
+            except Exception as exc:   # a malformed frame: reported, never raised here
+                on_input(name, index, exc)
+                return
+            on_input(name, index, image)
+        return callback
+
+    if transport == 'compressed':
+        return [(CompressedImage, f'{color_topic}/compressed', decoded('color', 0)),
+                (CompressedImage, f'{depth_topic}/compressedDepth', decoded('depth', 1)),
+                (CameraInfo, info_topic, lambda m: on_input('info', 2, m))]
+    return [(Image, color_topic, lambda m: on_input('color', 0, m)),
+            (Image, depth_topic, lambda m: on_input('depth', 1, m)),
+            (CameraInfo, info_topic, lambda m: on_input('info', 2, m))]

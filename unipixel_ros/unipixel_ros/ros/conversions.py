@@ -189,11 +189,12 @@ def mask_bbox(mask: np.ndarray) -> RegionOfInterest:
     return roi
 
 
-def decode_rgbd(color: Image, depth: Image, info: CameraInfo):
+def decode_rgbd(color: Image, depth: Image, info: CameraInfo, depth_scale: float = 0.001):
     """One synchronised frame -> (intrinsics, rgb (H, W, 3) uint8, depth (H, W) float32 m).
 
     Depth units are decided here, once, as depth_image_proc does: ``16UC1``/``mono16`` are
-    millimetres, ``32FC1`` metres; invalid readings stay invalid (0, NaN, inf).
+    ``depth_scale`` metres per unit (0.001: millimetres), ``32FC1`` metres; invalid readings
+    stay invalid (0, NaN, inf).
 
     Raises:
         MessageConversionError: a bad encoding, sizes that differ between the three messages,
@@ -215,6 +216,8 @@ def decode_rgbd(color: Image, depth: Image, info: CameraInfo):
         depth_m = depth_to_metres(raw, depth.encoding)
     except GeometryError as exc:
         raise MessageConversionError(str(exc)) from exc
+    if depth.encoding != '32FC1' and depth_scale != 0.001:
+        depth_m = np.multiply(raw, np.float32(depth_scale), dtype=np.float32)
     return intr, rgb, depth_m
 
 

@@ -5,6 +5,7 @@ Units: metres in the camera optical frame of the color image; every message copi
 from __future__ import annotations
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PoseStamped, Vector3
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
@@ -44,6 +45,8 @@ def create_output_publishers(node) -> dict:
                      qos_overriding_options=override),
         'reply': lp(String, 'unipixel/reply', RELIABLE),
         'status': node.create_publisher(PipelineStatus, 'unipixel/status', LATCHED),
+        # diagnostic_updater's topic: absolute, reliable, also while inactive
+        'diagnostics': node.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE),
     }
 
 
@@ -133,7 +136,7 @@ def publish_outputs(pubs: dict, result, rgb: np.ndarray, header: Header, measure
         if wanted('cloud'):
             pubs['cloud'].publish(result.cloud)
         if wanted('markers'):
-            pubs['markers'].publish(result_markers(result, header))
+            pubs['markers'].publish(result_markers(result, result.header))   # target frame
     if result.found and result.grasp_valid:
         pubs['grasp'].publish(result.grasp)
         pubs['width'].publish(Float32(data=float(result.gripper_width)))

@@ -70,12 +70,28 @@ PARAMETERS = (
     ('max_misses', 5, 'Frames without the target before it is reported lost.', False, '>= 1'),
     ('pick_stable_frames', 3, 'Consecutive found frames before unipixel/pick is sent.', False,
      '>= 1'),
-    ('status_rate_hz', 1.0, 'Rate of unipixel/status.', True, '> 0'),
+    ('status_rate_hz', 1.0, 'Rate of unipixel/status and /diagnostics.', True, '> 0'),
+    ('depth_scale', 0.001, 'Metres per unit of 16UC1 depth (0.001 = millimetres; e.g. 0.0001 '
+     'for cameras in 0.1 mm).', False, '> 0'),
+    ('image_transport', 'raw', "Camera input: raw, or compressed (<color>/compressed JPEG/PNG "
+     'and <depth>/compressedDepth as compressed_depth_image_transport writes them).', True, ''),
+    ('target_frame', '', "Frame of the 3D outputs (e.g. base_link); '' = the camera's color "
+     'optical frame.', True, ''),
+    ('camera_to_target', [0.0] * 7, 'Pose of the camera optical frame in target_frame, [x, y, z, '
+     'qx, qy, qz, qw] (m); all zeros = look it up with tf2 at each image stamp.', True, ''),
+    ('tf_timeout_s', 0.1, 'tf2 lookup timeout, s.', True, '> 0'),
+    ('expected_rate_hz', 15.0, 'Camera rate /diagnostics checks the input against, Hz.', False,
+     '> 0'),
+    ('diagnostics_latency_warn_ms', 250.0, '/diagnostics WARN above this latency, ms.', False,
+     '> 0'),
+    ('diagnostics_latency_error_ms', 1000.0, '/diagnostics ERROR above this latency, ms.', False,
+     '> 0'),
 )
 
 _UNIT = ('exists_threshold', 'uncertain_threshold', 'mask_threshold', 'verify_min_prob')
 _POSITIVE = ('slop', 'camera_info_timeout_s', 'min_depth_m', 'status_rate_hz',
-             'gripper_finger_depth_m')
+             'gripper_finger_depth_m', 'depth_scale', 'tf_timeout_s', 'expected_rate_hz',
+             'diagnostics_latency_warn_ms', 'diagnostics_latency_error_ms')
 _AT_LEAST_ONE = ('queue_size', 'max_misses', 'pick_stable_frames')
 
 
@@ -112,6 +128,10 @@ def check_parameter(name: str, value, get) -> str | None:
         return f'must be one of {", ".join(ENGINES)}'
     if name == 'max_depth_m' and value <= get('min_depth_m'):
         return 'must be > min_depth_m'
+    if name == 'image_transport' and value not in ('raw', 'compressed'):
+        return 'must be raw or compressed'
+    if name == 'camera_to_target' and len(value) != 7:
+        return 'must be 7 numbers [x, y, z, qx, qy, qz, qw]'
     return None
 
 
@@ -139,3 +159,11 @@ def geometry_config(get) -> GeometryConfig:
                           voxel_size=get('voxel_size_m'),
                           gripper=GripperConfig(max_opening=get('gripper_max_opening_m'),
                                                 finger_depth=get('gripper_finger_depth_m')))
+
+
+def diagnostic_thresholds(get):
+    """The /diagnostics thresholds from the current parameters."""
+    from .diagnostics import DiagnosticThresholds
+    return DiagnosticThresholds(expected_rate_hz=get('expected_rate_hz'),
+                                latency_warn_ms=get('diagnostics_latency_warn_ms'),
+                                latency_error_ms=get('diagnostics_latency_error_ms'))

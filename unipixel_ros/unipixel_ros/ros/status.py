@@ -36,6 +36,26 @@ class PipelineStats:
         self.in_times: deque = deque(maxlen=60)
         self.last_input = {'color': 0.0, 'depth': 0.0, 'info': 0.0}   # time.monotonic()
         self._stale: list = []
+        self.last_error = ''
+        self.last_error_time = 0.0                                    # time.monotonic()
+
+    def error(self, message: str) -> None:
+        """Count an error and remember it for /diagnostics."""
+        self.errors += 1
+        self.last_error, self.last_error_time = message, time.monotonic()
+
+    def diagnostics(self, frames_dropped: int, engine: str, backend: str, window_s: float = 5.0):
+        """The :class:`~.diagnostics.PipelineStats` of the last ``window_s`` seconds."""
+        from .diagnostics import PipelineStats as DiagnosticStats
+        now = time.monotonic()
+        recent = [t for t in self.in_times if now - t < window_s]
+        recent_latency = list(self.latencies_ms)[-len(recent):] if recent else []
+        return DiagnosticStats(
+            frames_in_window=len(recent), window_s=window_s, frames_total=self.frames_in,
+            processed_total=self.frames_processed, dropped_total=frames_dropped,
+            latency_ms=float(np.mean(recent_latency)) if recent_latency else None,
+            engine=engine, backend=backend, last_error=self.last_error,
+            last_error_age_s=(now - self.last_error_time) if self.last_error else None)
 
     def stale_inputs(self, started: float, timeout_s: float) -> list:
         """Camera inputs silent for more than ``timeout_s`` while others arrive, when that set
@@ -47,7 +67,7 @@ class PipelineStats:
         changed = stale and stale != self._stale
         self._stale = stale
         if changed:
-            self.errors += 1
+            self.error(f'no {", ".join(stale)} received for more than {timeout_s:.1f} s')
         return stale if changed else []
 
     def frame_in(self, input_delay_ms: float) -> None:

@@ -44,9 +44,11 @@ from unipixel_ros.language import CommandAction, CommandError, parse_command
 from unipixel_ros.perception import GeometryError
 
 from . import parameters
-from .camera_intake import subscribe_camera
+from .camera_intake import camera_topics, subscribe_camera
 from .conversions import MessageConversionError, decode_rgbd
+from .frames import FrameError, TargetFrame, transform_result
 from .latest_slot import LatestSlot
+from .diagnostics import build_diagnostic_array
 from .outputs import RELIABLE, answer_to_result, create_output_publishers, publish_outputs
 from .query_services import Frame, Job, QueryServices
 from .status import PipelineStats
@@ -121,6 +123,13 @@ class UnipixelNode(LifecycleNode):
             self._predictor.encode_text('the object')
         except Exception as exc:
             return self._fail(f'cannot encode text with the {engine} engine: {exc}')
+        try:
+            self._frames = TargetFrame(self, self._param('target_frame'),
+                                       self._param('camera_to_target')
+                                       if any(self._param('camera_to_target')) else [],
+                                       self._param('tf_timeout_s'))
+        except FrameError as exc:
+            return self._fail(str(exc))
         self._tracker = ObjectTracker(mask_alpha=self._param('mask_alpha'),
                                       pose_alpha=self._param('pose_alpha'),
                                       max_misses=self._param('max_misses'))
@@ -145,10 +154,9 @@ class UnipixelNode(LifecycleNode):
         self._sync = create_time_sync(self._param('exact_sync'), 3, self._param('queue_size'),
                                       self._param('slop'), self._on_synced)
         g = self._sensor_group
-        camera = [(Image, self._param('color_topic'), lambda m: self._on_input('color', 0, m)),
-                  (Image, self._param('depth_topic'), lambda m: self._on_input('depth', 1, m)),
-                  (CameraInfo, self._param('camera_info_topic'),
-                   lambda m: self._on_input('info', 2, m))]
+        camera = camera_topics(self._param('color_topic'), self._param('depth_topic'),
+                               self._param('camera_info_topic'), self._param('image_transport'),
+                               self._on_input)
         self._subs, self._intake = subscribe_camera(self, camera, sensor_qos,
                                                     self._param('camera_executor'), g)
         self._subs += [
@@ -210,6 +218,9 @@ class UnipixelNode(LifecycleNode):
     # ---- inputs (camera intake thread; speech and clicks on the node's executor) -------------
     def _on_input(self, name: str, index: int, msg) -> None:
         self._stats.last_input[name] = time.monotonic()
+        if isinstance(msg, Exception):      # a compressed frame that could not be decoded
+            self._report(f'bad compressed {name} frame: {msg}', error=True)
+            return
         old = self._sync.dropped_old
         self._sync.add(index, msg)
         if self._sync.dropped_old > old:
@@ -293,7 +304,8 @@ class UnipixelNode(LifecycleNode):
     def _process(self, frame: Frame) -> None:
         frame.taken = time.monotonic()
         try:
-            intr, rgb, depth_m = decode_rgbd(frame.color, frame.depth, frame.info)
+            intr, rgb, depth_m = decode_rgbd(frame.color, frame.depth, frame.info,
+                                             self._param('depth_scale'))
         except (MessageConversionError, GeometryError) as exc:
             self._report(f'bad input frame: {exc}', error=True)
             return
@@ -310,7 +322,8 @@ class UnipixelNode(LifecycleNode):
         self._stats.model_ms.append(step.answer.prediction.timings['total_ms'])
         result = answer_to_result(step.answer, header, session.query.text, step.sentence,
                                   self._param('publish_voxel_cloud'))
-        self._publish(result, step, rgb, header, frame)
+        if self._to_target_frame(result):
+            self._publish(result, step, rgb, header, frame)
 
     def _run_job(self, job: Job, rgb, depth_m, intr, header) -> None:
         try:
@@ -325,6 +338,8 @@ class UnipixelNode(LifecycleNode):
             sentence = sentence_for(answer, describe=job.kind == 'point')
             job.result = answer_to_result(answer, header, text, sentence,
                                           self._param('publish_voxel_cloud'))
+            if not self._to_target_frame(job.result):
+                job.error = self._last_message
             job.attributes = answer.prediction.attributes   # refined by the measured box
             if job.kind == 'point':   # a description is also said
                 self._reply(sentence if answer.found else "I don't see an object there.")
@@ -332,6 +347,17 @@ class UnipixelNode(LifecycleNode):
             job.error = f'{type(exc).__name__}: {exc}'
         finally:
             job.done.set()
+
+    def _to_target_frame(self, result: ReferringResult) -> bool:
+        """Re-express the result in ``target_frame``; False (reported) when that is impossible."""
+        try:
+            transform = self._frames.transform_for(result.header.frame_id, result.header.stamp)
+            if transform is not None:
+                transform_result(result, transform, self._frames.target_frame)
+            return True
+        except FrameError as exc:
+            self._report(str(exc), error=True)
+            return False
 
     def _publish(self, result: ReferringResult, step, rgb, header, frame: Frame) -> None:
         pubs = self._pubs
@@ -357,7 +383,7 @@ class UnipixelNode(LifecycleNode):
     def _report(self, message: str, error: bool = False) -> None:
         self._last_message = message
         if error:
-            self._stats.errors += 1
+            self._stats.error(message)
             self.get_logger().warning(message, throttle_duration_sec=2.0)
         self._publish_status()
 
@@ -378,8 +404,13 @@ class UnipixelNode(LifecycleNode):
         session = self._session
         query = session.query.text if session is not None else ''
         state = ('tracking' if query else 'idle') if self._subs else 'inactive'
-        pub.publish(self._stats.to_msg(self.get_clock().now().to_msg(), state, query,
-                                       self._last_message, self._slot.dropped))
+        now = self.get_clock().now().to_msg()
+        pub.publish(self._stats.to_msg(now, state, query, self._last_message, self._slot.dropped))
+        self._pubs['diagnostics'].publish(build_diagnostic_array(
+            self._stats.diagnostics(self._slot.dropped, self._param('engine'),
+                                    self._param('device')),
+            parameters.diagnostic_thresholds(self._param), node_name=self.get_name(),
+            hardware_id=self._param('color_topic'), stamp=now))
 
 
 def main(args=None) -> int:
