@@ -226,3 +226,16 @@ def basic_terms_of_lab(lab: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         terms[chromatic] = votes.argmax(1)
         conf[chromatic] = votes.max(1) / votes.sum(1)
     return terms, conf
+
+
+def basic_term_shares(lab) -> np.ndarray:
+    """(11,) inverse-distance weighted vote shares of :data:`BASIC_TERMS` for one CIELAB
+    colour, from its ``_K`` nearest survey colours (the votes behind :func:`name_color`; the
+    achromatic rule is not applied here)."""
+    lab = np.asarray(lab, dtype=np.float64).reshape(3)
+    refs, terms, _ = _survey()
+    d = np.linalg.norm(refs - lab, axis=1)
+    shares = np.zeros(len(BASIC_TERMS))
+    for i in np.argsort(d)[:_K]:
+        shares[BASIC_TERMS.index(terms[i])] += 1.0 / (d[i] + 1.0)
+    return shares / shares.sum()
