@@ -151,7 +151,7 @@ def cmd_eval_resolver(args: argparse.Namespace) -> int:
             return 2
         from unipixel_ros.backends.sam3 import create_sam3_predictor
         predictor = create_sam3_predictor(args.model_path, backend=args.sam3_engine,
-                                          score_threshold=0.0)
+                                          max_candidates=20)
     result = evaluate_resolver(args.data, args.split,
                                'oracle' if args.candidates == 'oracle' else 'sam3',
                                limit_scenes=args.limit_scenes, progress=not args.no_progress,
