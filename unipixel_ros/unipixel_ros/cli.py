@@ -283,7 +283,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_bench_sam3(args: argparse.Namespace) -> int:
     """``unipixel-ros bench model --backend sam3 --model-path DIR``: SAM 3 stage timings."""
-    from unipixel_ros.backends.sam3 import bench_sam3
+    from unipixel_ros.backends.sam3.bench import bench_sam3
     if not args.model_path:
         print('unipixel-ros bench model: --backend sam3 needs --model-path (a Hugging Face id '
               'or a local directory)', file=sys.stderr)
