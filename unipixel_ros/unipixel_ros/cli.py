@@ -136,9 +136,45 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_resolver(args: argparse.Namespace) -> int:
+    """``unipixel-ros eval-dataset --candidates oracle|model``: the referring resolver on a
+    dataset, over ground-truth instance masks (oracle) or SAM 3's candidates (``--backend
+    sam3 --model-path DIR``)."""
+    from unipixel_ros.training.resolver_evaluation import evaluate_resolver, plot_resolver_eval
+
+    predictor = None
+    if args.candidates == 'model':
+        if args.backend != 'sam3':
+            print('unipixel-ros eval-dataset: --candidates model needs --backend sam3 (the '
+                  'default model gives one mask per query, not instance candidates)',
+                  file=sys.stderr)
+            return 2
+        from unipixel_ros.backends.sam3 import create_sam3_predictor
+        predictor = create_sam3_predictor(args.model_path, backend=args.sam3_engine,
+                                          max_candidates=20)
+    result = evaluate_resolver(args.data, args.split,
+                               'oracle' if args.candidates == 'oracle' else 'sam3',
+                               limit_scenes=args.limit_scenes, progress=not args.no_progress,
+                               sam3_predictor=predictor)
+    result.update(data=str(args.data), split=args.split or 'all',
+                  backend=args.backend if args.candidates == 'model' else None)
+    print(json.dumps({k: v for k, v in result.items() if k != 'by_type'}, indent=2))
+    if args.json:
+        out = Path(args.json)
+        _write_json(out, result)
+        plot_resolver_eval(result, out.with_suffix('.png'))
+        print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+    return 0
+
+
 def cmd_eval_dataset(args: argparse.Namespace) -> int:
     """``unipixel-ros eval-dataset``: RefCOCO-style metrics of a model on a generated dataset."""
     from unipixel_ros.training.evaluation import evaluate, plot_eval
+
+    if getattr(args, 'candidates', None) or getattr(args, 'backend', 'unipixel') == 'sam3':
+        if not getattr(args, 'candidates', None):
+            args.candidates = 'model'
+        return cmd_eval_resolver(args)
 
     code, checkpoint, predictor = load_predictor_from_args(args, 'unipixel-ros eval-dataset',
                                                   device=args.device)
@@ -245,8 +281,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_sam3(args: argparse.Namespace) -> int:
+    """``unipixel-ros bench model --backend sam3 --model-path DIR``: SAM 3 stage timings."""
+    from unipixel_ros.backends.sam3.bench import bench_sam3
+    if not args.model_path:
+        print('unipixel-ros bench model: --backend sam3 needs --model-path (a Hugging Face id '
+              'or a local directory)', file=sys.stderr)
+        return 2
+    result = bench_sam3(args.model_path, runs=min(args.runs, 5) if args.runs == 30 else args.runs,
+                        threads=args.threads or None,
+                        backends=tuple(args.sam3_backends.split(',')))
+    print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    _write_json(Path(args.json), result)
+    print(f'wrote {args.json}', file=sys.stderr)
+    return 0
+
+
 def cmd_bench_model(args: argparse.Namespace) -> int:
     from unipixel_ros.benchmarks.model import bench_model
+
+    if getattr(args, 'backend', 'unipixel') == 'sam3':
+        return cmd_bench_sam3(args)
     from unipixel_ros.benchmarks.plots import plot_stage_times
     from unipixel_ros.machine import machine_context
 
@@ -330,11 +385,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('--device', default='cpu')
     add_decision_arguments(ev)
     ev.add_argument('--limit-scenes', type=int, default=0, help='first N scenes only (0 = all)')
-    ev.add_argument('--split', choices=('train', 'val', 'test'), default=None,
+    ev.add_argument('--split', choices=('train', 'val', 'test', 'shifted'), default=None,
                     help='only this split of the dataset (default: every scene)')
     ev.add_argument('--paraphrase', action='store_true',
                     help='also evaluate every query reworded with out-of-grammar synonyms')
     ev.add_argument('--no-progress', action='store_true')
+    ev.add_argument('--candidates', choices=('oracle', 'model'), default=None,
+                    help='evaluate the referring resolver instead: over ground-truth instance '
+                         'masks (oracle) or the --backend model\'s instance candidates')
+    ev.add_argument('--backend', choices=('unipixel', 'sam3'), default='unipixel',
+                    help='sam3: the resolver over SAM 3 candidates (needs --model-path)')
+    ev.add_argument('--model-path', help='SAM 3: Hugging Face id or local directory')
+    ev.add_argument('--sam3-engine', default='torch', choices=('torch', 'onnxruntime'),
+                    help='SAM 3 runtime (default %(default)s)')
     ev.set_defaults(func=cmd_eval_dataset)
 
     model = bench_sub.add_parser('model', help='ms per 640x480 frame: torch vs ONNX Runtime '
@@ -347,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument('--runs', type=int, default=30, help='timed frames per engine (medians)')
     model.add_argument('--threads', type=int, default=0,
                        help='CPU threads for torch and ONNX Runtime (0 = library defaults)')
+    model.add_argument('--backend', choices=('unipixel', 'sam3'), default='unipixel',
+                       help='sam3: stage timings of the SAM 3 backend (needs --model-path)')
+    model.add_argument('--model-path', help='SAM 3: Hugging Face id or local directory')
+    model.add_argument('--sam3-backends', default='torch,onnxruntime',
+                       help='SAM 3 runtimes to time, comma-separated (default %(default)s)')
     model.set_defaults(func=cmd_bench_model)
 
     node = bench_sub.add_parser('node', help='unipixel_node under a 15 Hz RGB-D stream: latency, '

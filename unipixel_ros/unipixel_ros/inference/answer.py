@@ -29,8 +29,9 @@ class Answer:
             or None (not found, no depth, or the geometry failed: see ``status``).
         mask: (H, W) bool final mask: the tracker's smoothed mask while tracking, all False
             when not found.
-        status: 'ok', 'geometry failed: ...', 'not found', 'not found (<why rejected>)' or
-            'uncertain' (not found, but the score is at least ``uncertain_threshold``).
+        status: 'ok', 'geometry failed: ...', 'not found', 'not found (<why rejected>)',
+            'uncertain' (not found, but the score is at least ``uncertain_threshold``) or
+            'ambiguous: <question>' (several objects fit the words; sam3 backend).
         track: the tracker's state after this frame (None for one-off answers).
     """
 
@@ -91,7 +92,10 @@ def answer_frame(predictor: ReferringPredictor, query: Query, rgb: np.ndarray,
         refine: one-off answers only: re-decide category and size from the measured box
             (``predictor.refine_attributes``; no-op without a metric attribute head).
     """
-    pred = predictor.predict(rgb, query)
+    if getattr(predictor, 'needs_geometry', False):    # the sam3 backend's resolver
+        pred = predictor.predict(rgb, query, depth_m=depth_m, intrinsics=intrinsics)
+    else:
+        pred = predictor.predict(rgb, query)
     geometry, status = None, 'ok'
     if pred.found:
         geometry, why = measure(pred.mask, depth_m, intrinsics, rgb, geometry_config)
@@ -111,7 +115,9 @@ def answer_frame(predictor: ReferringPredictor, query: Query, rgb: np.ndarray,
             grasp_width=None if grasp is None else grasp.width, stamp_s=stamp_s)
         if pred.found and state.mask_prob is not None:
             mask = state.mask_prob > predictor.settings.mask_threshold
-    if pred.rejected:   # the words and the attribute heads disagree: not a "which one?"
+    if pred.question:   # several objects fit the words (sam3 backend): ask which one
+        status = f'ambiguous: {pred.question}'
+    elif pred.rejected:   # the words and the attribute heads disagree: not a "which one?"
         status = f'not found ({pred.rejected})'
     elif not pred.found:
         status = ('not found' if pred.score < predictor.settings.uncertain_threshold

@@ -92,3 +92,33 @@ def load_predictor(kind: str, model_path: str | Path | None = None,
     except LoadError:
         engine.close()
         raise
+
+
+BACKENDS = ('unipixel', 'sam3')
+
+
+def load_sam3_referring(model_path: str | Path, engine: str = 'onnxruntime',
+                        settings: DecisionSettings = DEFAULT_SETTINGS, threads: int = 0,
+                        device: str = 'cpu'):
+    """(model path, :class:`~.sam3_referring.Sam3ReferringPredictor`) for ``backend: sam3``.
+
+    Args:
+        model_path: Hugging Face id ('facebook/sam3', gated) or a local Hugging Face directory.
+        engine: 'torch', 'onnxruntime' (exported once per model, cached) or 'tensorrt'.
+    Raises:
+        LoadError: no model path, or the model cannot be loaded (the message says why).
+    """
+    from unipixel_ros.backends.sam3 import create_sam3_predictor
+
+    from .sam3_referring import Sam3ReferringPredictor
+    if not model_path:
+        raise LoadError('backend sam3 needs model_path: a Hugging Face id (facebook/sam3, '
+                        'gated: accept the licence on its model page, then log in) or a local '
+                        'directory in Hugging Face format')
+    kwargs = {'device': device} if engine == 'torch' else {}
+    try:
+        sam3 = create_sam3_predictor(str(model_path), backend=engine, threads=threads or None,
+                                     max_candidates=20, **kwargs)
+    except Exception as exc:   # Sam3ModelError, missing runtime, bad directory: say which
+        raise LoadError(f'cannot load SAM 3 ({engine}) from {model_path}: {exc}') from exc
+    return model_path, Sam3ReferringPredictor(sam3, settings)

@@ -64,6 +64,8 @@ class Prediction:
         attribute_probs: {'category'|'color'|'size': (K,) float64 probabilities of the heads}.
         attributes_source: 'network' (the heads alone) or 'network+geometry' (category and
             size re-decided with the measured 3D box, see :meth:`ReferringPredictor.refine_attributes`).
+        question: a backend that resolves referring expressions (``sam3``) sets this when
+            several objects fit ("Which one, the left or the right red cup?"); '' otherwise.
     """
 
     mask_prob: np.ndarray
@@ -76,6 +78,7 @@ class Prediction:
     rejected: str = ''
     attribute_probs: dict = field(default_factory=dict)
     attributes_source: str = 'network'
+    question: str = ''
 
     def description(self) -> str:
         """A short noun phrase, e.g. 'a small red cup'."""

@@ -21,7 +21,10 @@ from .predictor import Query, ReferringPredictor
 
 
 def sentence_for(answer: Answer, describe: bool = False) -> str:
-    """:func:`answer_sentence` of an answer (distance from the measured box, when there is one)."""
+    """:func:`answer_sentence` of an answer (distance from the measured box, when there is one);
+    an ambiguous answer's sentence is its question ("Which one, the left or the right cup?")."""
+    if answer.prediction.question:
+        return answer.prediction.question
     distance = (None if answer.geometry is None
                 else float(np.linalg.norm(answer.geometry.box.center)))
     return answer_sentence(answer.query.text, answer.prediction.description(), answer.found,

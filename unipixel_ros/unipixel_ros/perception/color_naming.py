@@ -189,3 +189,53 @@ def name_color(rgb) -> ColorName:
 def name_colors(rgbs: Iterable) -> list:
     """:func:`name_color` of each colour of an (N, 3) array."""
     return [name_color(c) for c in np.asarray(list(rgbs))]
+
+
+def basic_terms_of_lab(lab: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Vectorised basic term of many CIELAB colours (the rule of :func:`name_color`).
+
+    Args:
+        lab: (N, 3) CIELAB colours.
+    Returns:
+        (terms, confidence): (N,) int64 indices into :data:`BASIC_TERMS` and (N,) float64 vote
+        shares in [0, 1] (achromatic colours: 1). Cost: an (N, ~550) distance matrix, so
+        sub-sample large masks first (a few hundred pixels are plenty).
+    """
+    lab = np.asarray(lab, dtype=np.float64).reshape(-1, 3)
+    n = lab.shape[0]
+    terms = np.zeros(n, np.int64)
+    conf = np.ones(n, np.float64)
+    if n == 0:
+        return terms, conf
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    achro = chroma < ACHROMATIC_CHROMA
+    light = lab[:, 0]
+    index = {t: i for i, t in enumerate(BASIC_TERMS)}
+    terms[achro] = np.where(light[achro] >= WHITE_MIN_L, index['white'],
+                            np.where(light[achro] <= BLACK_MAX_L, index['black'], index['grey']))
+    chromatic = np.flatnonzero(~achro)
+    if chromatic.size:
+        refs, ref_terms, _ = _survey()
+        ref_idx = np.array([index[t] for t in ref_terms])
+        d = np.sqrt(((lab[chromatic, None, :] - refs[None]) ** 2).sum(-1))
+        nearest = np.argpartition(d, _K, axis=1)[:, :_K]
+        w = 1.0 / (np.take_along_axis(d, nearest, axis=1) + 1.0)
+        votes = np.zeros((chromatic.size, len(BASIC_TERMS)))
+        np.add.at(votes, (np.repeat(np.arange(chromatic.size), _K), ref_idx[nearest].ravel()),
+                  w.ravel())
+        terms[chromatic] = votes.argmax(1)
+        conf[chromatic] = votes.max(1) / votes.sum(1)
+    return terms, conf
+
+
+def basic_term_shares(lab) -> np.ndarray:
+    """(11,) inverse-distance weighted vote shares of :data:`BASIC_TERMS` for one CIELAB
+    colour, from its ``_K`` nearest survey colours (the votes behind :func:`name_color`; the
+    achromatic rule is not applied here)."""
+    lab = np.asarray(lab, dtype=np.float64).reshape(3)
+    refs, terms, _ = _survey()
+    d = np.linalg.norm(refs - lab, axis=1)
+    shares = np.zeros(len(BASIC_TERMS))
+    for i in np.argsort(d)[:_K]:
+        shares[BASIC_TERMS.index(terms[i])] += 1.0 / (d[i] + 1.0)
+    return shares / shares.sum()

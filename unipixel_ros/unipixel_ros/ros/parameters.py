@@ -33,8 +33,12 @@ PARAMETERS = (
      'Executor of the camera subscriptions: events (rclpy C++ EventsExecutor on its own '
      'thread), single_threaded (rclpy Python executor on its own thread) or node (the '
      "node's own multi-threaded executor).", True, ''),
+    ('backend', 'unipixel',
+     'Model family: unipixel (the shipped referring model) | sam3 (SAM 3 open-vocabulary '
+     'candidates + the referring resolver; needs model_path).', True, ''),
     ('engine', 'onnxruntime', 'Inference back-end: torch | onnxruntime | tensorrt.', True, ''),
-    ('model_path', '', 'Checkpoint (.safetensors) or ONNX export dir; empty = shipped model.',
+    ('model_path', '', 'Checkpoint (.safetensors) or ONNX export dir; empty = shipped model. '
+     'backend sam3: a Hugging Face id (facebook/sam3) or a local Hugging Face directory.',
      True, ''),
     ('device', 'cpu', 'cpu | cuda (torch, onnxruntime).', True, ''),
     ('threads', 2, 'CPU threads of the engine (0 = library default).', True, '>= 0'),
@@ -124,6 +128,8 @@ def check_parameter(name: str, value, get) -> str | None:
         return 'must be >= 0'
     if name == 'camera_executor' and value not in CAMERA_EXECUTORS:
         return f'must be one of {", ".join(CAMERA_EXECUTORS)}'
+    if name == 'backend' and value not in ('unipixel', 'sam3'):
+        return 'must be one of unipixel, sam3'
     if name == 'engine' and value not in ENGINES:
         return f'must be one of {", ".join(ENGINES)}'
     if name == 'max_depth_m' and value <= get('min_depth_m'):

@@ -111,10 +111,16 @@ class UnipixelNode(LifecycleNode):
         # ONNX Runtime without busy-waiting threads: they would starve the camera intake thread
         kwargs = {'spin': False} if engine == 'onnxruntime' else {}
         try:
-            model, self._predictor = load_predictor(
-                engine, self._param('model_path') or None,
-                parameters.decision_settings(self._param), device=self._param('device'),
-                threads=self._param('threads'), **kwargs)
+            if self._param('backend') == 'sam3':
+                from unipixel_ros.inference.loading import load_sam3_referring
+                model, self._predictor = load_sam3_referring(
+                    self._param('model_path'), engine, parameters.decision_settings(self._param),
+                    threads=self._param('threads'), device=self._param('device'))
+            else:
+                model, self._predictor = load_predictor(
+                    engine, self._param('model_path') or None,
+                    parameters.decision_settings(self._param), device=self._param('device'),
+                    threads=self._param('threads'), **kwargs)
         except (LoadError, ValueError) as exc:   # the node stays alive and says why
             return self._fail(str(exc))
         set_geometry_threads(self._param('geometry_threads'))
@@ -141,7 +147,8 @@ class UnipixelNode(LifecycleNode):
         self._queries = QueryServices(self, self._wait_group)
         self._status_timer = self.create_timer(1.0 / self._param('status_rate_hz'),
                                                self._publish_status)
-        self._last_message = f'configured: {engine} engine, model {model}'
+        self._last_message = (f'configured: {self._param("backend")} backend, {engine} engine, '
+                              f'model {model}')
         self.get_logger().info(self._last_message)
         return TransitionCallbackReturn.SUCCESS
 

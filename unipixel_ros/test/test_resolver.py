@@ -1,0 +1,82 @@
+"""The referring resolver on analytic RGB-D scenes (perception.synthetic): colour, size,
+positions, superlatives, ordinals, relations, not there and ambiguous with a question."""
+import numpy as np
+import pytest
+
+from unipixel_ros.inference.resolver import Proposals, ResolverSettings, resolve_referring
+from unipixel_ros.language.concepts import parse_referring
+from unipixel_ros.perception.synthetic import SceneObject, render_scene
+
+RED, BLUE, GREEN = (200, 30, 30), (30, 60, 200), (30, 160, 40)
+
+
+@pytest.fixture(scope='module')
+def scene():
+    """Two red cups (left small, right tall), one blue cup at the back, a green box."""
+    objects = [SceneObject.cylinder((-0.12, 0.0), 0.06, 0.07, RED),       # 0 left, small
+               SceneObject.cylinder((0.10, 0.0), 0.06, 0.11, RED),        # 1 right, tall
+               SceneObject.cylinder((0.0, 0.15), 0.06, 0.09, BLUE),       # 2 back
+               SceneObject.box((0.0, -0.05), 0.05, 0.05, 0.05, 0.0, GREEN)]  # 3 front box
+    return render_scene(objects), ['cup', 'cup', 'cup', 'box']
+
+
+def _answer(scene, text, settings=ResolverSettings()):
+    rendered, categories = scene
+    ref = parse_referring(text)
+    props = {}
+    for c in ref.concepts():
+        ids = [i for i, cat in enumerate(categories) if c.category in (None, cat)]
+        masks = np.stack([rendered.true_masks[i] for i in ids]) if ids else np.zeros(
+            (0,) + rendered.rgb.shape[:2], bool)
+        props[c.phrase] = Proposals(masks, np.ones(len(ids), np.float32), float(bool(ids)))
+    res = resolve_referring(ref, props, rendered.rgb, rendered.depth_m,
+                            render_scene.__defaults__ and _intrinsics(), settings)
+    index = None
+    if res.found:
+        index = next(i for i, m in enumerate(rendered.true_masks) if (m == res.mask).all())
+    return res, index
+
+
+def _intrinsics():
+    from unipixel_ros.perception.synthetic import DEFAULT_INTRINSICS
+    return DEFAULT_INTRINSICS
+
+
+@pytest.mark.parametrize('text, index', [
+    ('the blue cup', 2), ('the box', 3), ('the red cup on the left', 0),
+    ('the rightmost red cup', 1), ('the tallest cup', 1), ('the smallest red cup', 0),
+    ('the small red cup', 0), ('the big red cup', 1), ('the farthest cup', 2),
+    ('the mug behind the green box', 2), ('the red cup left of the blue cup', 0),
+    ('the cup farthest from the box', 2), ('the second cup from the left', 2),
+    ('pick up the last cup from the left', 1), ('the green object', 3),
+])
+def test_found(scene, text, index):
+    res, got = _answer(scene, text)
+    assert res.status == 'found', (text, res.reason, res.question)
+    assert got == index, (text, res.reason)
+
+
+@pytest.mark.parametrize('text', ['the yellow cup', 'the ball', 'the red box',
+                                  'the cup left of the ball'])
+def test_not_there(scene, text):
+    res, _ = _answer(scene, text)
+    assert res.status == 'not_there', (text, res.reason)
+    assert res.reason and not res.mask.any()
+
+
+def test_ambiguous_names_the_difference(scene):
+    res, _ = _answer(scene, 'the red cup')
+    assert res.status == 'ambiguous'
+    assert res.question == 'Which one, the left or the right red cup?'
+    res, _ = _answer(scene, 'the cup')
+    assert res.question == 'Which one, the left, the middle or the right cup?'
+
+
+def test_presence_and_score_thresholds(scene):
+    rendered, _ = scene
+    ref = parse_referring('the box')
+    mask = rendered.true_masks[3][None]
+    for presence, score in ((0.1, 1.0), (1.0, 0.05)):
+        res = resolve_referring(ref, {'box': Proposals(mask, np.array([score]), presence)},
+                                rendered.rgb, rendered.depth_m, _intrinsics())
+        assert res.status == 'not_there'
