@@ -30,7 +30,7 @@ from tqdm import tqdm
 from unipixel_ros.dataset.reader import load_scene, scene_dirs
 from unipixel_ros.inference.resolver import (DEFAULT_RESOLVER_SETTINGS, Proposals,
                                              ResolverSettings, resolve_referring)
-from unipixel_ros.language.concepts import Concept, parse_referring
+from unipixel_ros.language.concepts import parse_referring
 
 CANDIDATE_SOURCES = ('oracle', 'sam3')
 #: objects with fewer visible pixels do not count as a second referent of an ambiguous phrase
