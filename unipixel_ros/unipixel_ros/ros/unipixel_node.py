@@ -32,6 +32,8 @@ import time
 
 from geometry_msgs.msg import PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import JumpThreshold
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -50,6 +52,7 @@ from .latest_slot import LatestSlot
 from .outputs import RELIABLE, answer_to_result, create_output_publishers, publish_outputs
 from .query_services import Frame, Job, QueryServices
 from .status import PipelineStats
+from .sync import TimeJumpDetector, stamp_ns
 
 
 
@@ -76,7 +79,11 @@ class UnipixelNode(LifecycleNode):
         self._last_frame_geometry = None     # (intrinsics, frame_id) of the newest frame
         self._stats = PipelineStats()
         self._last_message = 'unconfigured'
-        self._last_stamp_ns = -1
+        self._last_stamp_ns = -1            # colour stamp of the last synchronised frame, ns
+        self._jumps: TimeJumpDetector | None = None
+        self._clock_jump_handle = None
+        self._restart_tracking = False      # set on a time jump, done by the worker
+        self._closing = False               # no publishing once shutdown began
         if self._param('autostart'):
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
@@ -144,6 +151,16 @@ class UnipixelNode(LifecycleNode):
         sensor_qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
         self._sync = create_time_sync(self._param('exact_sync'), 3, self._param('queue_size'),
                                       self._param('slop'), self._on_synced)
+        # a new timeline may start with this activation: forget the old stamps
+        self._last_stamp_ns = -1
+        self._jumps = TimeJumpDetector(3, self._param('time_jump_threshold_s'),
+                                       self._param('time_jump_messages'))
+        threshold = Duration(nanoseconds=self._jumps.threshold_ns)
+        # rcl calls this when the ROS clock is set (use_sim_time and /clock) and jumps
+        self._clock_jump_handle = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=threshold, min_backward=Duration(
+                nanoseconds=-self._jumps.threshold_ns), on_clock_change=True),
+            post_callback=self._on_clock_jump)
         g = self._sensor_group
         camera = [(Image, self._param('color_topic'), lambda m: self._on_input('color', 0, m)),
                   (Image, self._param('depth_topic'), lambda m: self._on_input('depth', 1, m)),
@@ -156,6 +173,8 @@ class UnipixelNode(LifecycleNode):
                                      RELIABLE, callback_group=g),
             self.create_subscription(PointStamped, self._param('clicked_point_topic'),
                                      self._on_clicked_point, RELIABLE, callback_group=g)]
+        self._restart_tracking = False
+        self._closing = False
         self._slot.reopen()
         self._running = True
         self._worker = threading.Thread(target=self._work, name='unipixel_worker', daemon=True)
@@ -167,6 +186,7 @@ class UnipixelNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.close()
+        self._closing = False       # inactive, not shutting down: status still reports
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -184,17 +204,30 @@ class UnipixelNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def close(self) -> None:
-        """Stop the camera intake and the worker (before the node or its context goes away)."""
+        """Stop the camera intake and the worker and wait for them (idempotent).
+
+        Call it before the context shuts down: once this returns, no thread of this node
+        publishes (the worker is joined; anything racing it drops its message, see
+        :meth:`_publish_safely`).
+        """
+        self._closing = True
+        if self._clock_jump_handle is not None:
+            self._clock_jump_handle.unregister()
+            self._clock_jump_handle = None
         if self._intake is not None:
             self._intake.close()
             self._intake = None
         self._running = False
         self._slot.close()
         if self._worker is not None:
-            self._worker.join(timeout=5.0)
+            self._worker.join(timeout=10.0)
+            if self._worker.is_alive():
+                self.get_logger().error('the worker thread did not stop within 10 s')
             self._worker = None
         if self._queries is not None:
-            self._queries.fail_pending('node is shutting down')
+            self._queries.fail_pending('the node stopped (deactivated or shutting down)')
+            if not self._queries.wait_idle(5.0):
+                self.get_logger().error('a service or action callback did not end within 5 s')
 
     def _release(self) -> None:
         if self._queries is not None:
@@ -210,23 +243,57 @@ class UnipixelNode(LifecycleNode):
     # ---- inputs (camera intake thread; speech and clicks on the node's executor) -------------
     def _on_input(self, name: str, index: int, msg) -> None:
         self._stats.last_input[name] = time.monotonic()
-        old = self._sync.dropped_old
-        self._sync.add(index, msg)
-        if self._sync.dropped_old > old:
+        sync, t = self._sync, stamp_ns(msg)
+        back = self._jumps.check_message(index, t, sync.last_emitted_ns(index))
+        if back is not None:
+            self._time_jump(f'{name} stamps went back by {back * 1e-9:.3f} s '
+                            f'for {self._jumps.confirm_messages} messages in a row')
+        old = sync.dropped_old
+        sync.add(index, msg)
+        if sync.dropped_old > old:
             s = msg.header.stamp
             self._report(f'dropped a {name} message with an out-of-order stamp '
                          f'({s.sec}.{s.nanosec:09d} s is not newer than the last synchronised '
                          'frame)', error=True)
 
     def _on_synced(self, color: Image, depth: Image, info: CameraInfo) -> None:
-        stamp_ns = color.header.stamp.sec * 1_000_000_000 + color.header.stamp.nanosec
-        if stamp_ns <= self._last_stamp_ns:
-            self._report(f'dropped a frame with an out-of-order stamp ({stamp_ns} ns <= '
+        # runs in the camera intake thread, under the synchroniser's lock
+        t, received = stamp_ns(color), time.monotonic()
+        if t <= self._last_stamp_ns:
+            self._report(f'dropped a frame with an out-of-order stamp ({t} ns <= '
                          f'{self._last_stamp_ns} ns)', error=True)
             return
-        self._last_stamp_ns = stamp_ns
-        self._stats.frame_in(1e-6 * (self.get_clock().now().nanoseconds - stamp_ns))
-        self._slot.put(Frame(color, depth, info, time.monotonic()))
+        ahead = self._jumps.check_set(t, received)
+        if ahead is not None:
+            self._time_jump(f'stamps jumped ahead of the clock by {ahead * 1e-9:.3f} s',
+                            reset_sync=False)   # this set is the new timeline: keep it
+        self._last_stamp_ns = t
+        self._stats.frame_in(1e-6 * (self.get_clock().now().nanoseconds - t))
+        self._slot.put(Frame(color, depth, info, received))
+
+    def _on_clock_jump(self, jump) -> None:
+        """The ROS clock jumped by more than ``time_jump_threshold_s`` (use_sim_time: /clock
+        went back, e.g. a simulator restart, or far ahead). Reset when the held stamps now
+        belong to another timeline; when the camera stamps already told us (they may arrive
+        before /clock), there is nothing left to do."""
+        last = self._last_stamp_ns
+        now = self.get_clock().now().nanoseconds
+        if last >= 0 and abs(now - last) > self._jumps.threshold_ns:
+            self._time_jump(f'the ROS clock jumped by {jump.delta.nanoseconds * 1e-9:+.3f} s')
+
+    def _time_jump(self, what: str, reset_sync: bool = True) -> None:
+        """Drop the state of the old timeline (synchroniser queues and last stamps, the frame
+        waiting for the worker, the tracker) and say so once on unipixel/status."""
+        if reset_sync:
+            self._sync.reset()
+            self._slot.discard()
+        self._jumps.reset()
+        self._last_stamp_ns = -1
+        self._restart_tracking = True
+        message = (f'time jump: {what}; dropped the synchronised frames, the last stamps and '
+                   'the tracked target')
+        self.get_logger().warning(message)
+        self._report(message)
 
     def _on_speech(self, msg: String) -> None:
         try:
@@ -263,6 +330,10 @@ class UnipixelNode(LifecycleNode):
                 pending, self._pending_command = self._pending_command, None
             if pending is not None:
                 self._start_command(*pending)
+            if self._restart_tracking:
+                self._restart_tracking = False
+                if self._session is not None:
+                    self._session.restart_tracking()
             if frame is None:
                 continue
             try:
@@ -315,6 +386,10 @@ class UnipixelNode(LifecycleNode):
     def _run_job(self, job: Job, rgb, depth_m, intr, header) -> None:
         try:
             if job.kind == 'point':
+                if not (0 <= job.uv[0] < rgb.shape[1] and 0 <= job.uv[1] < rgb.shape[0]):
+                    job.error = (f'pixel ({job.uv[0]:.0f}, {job.uv[1]:.0f}) is outside the '
+                                 f'image ({rgb.shape[1]}x{rgb.shape[0]})')
+                    return
                 query = self._predictor.encode_point(*job.uv, rgb.shape[1], rgb.shape[0])
                 text = f'the object at pixel ({job.uv[0]:.0f}, {job.uv[1]:.0f})'
             else:
@@ -337,22 +412,45 @@ class UnipixelNode(LifecycleNode):
         pubs = self._pubs
         if not pubs:
             return
-        pubs['result'].publish(result)
-        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
-        self._stats.latencies_ms.append(1e3 * (self.get_clock().now().nanoseconds * 1e-9 - stamp))
-        publish_outputs(pubs, result, rgb, header, measured=step.answer.geometry is not None,
-                        pick=step.pick)
-        if step.reply is not None:
-            self._reply(step.reply)
+
+        def publish_all() -> None:
+            pubs['result'].publish(result)
+            stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+            self._stats.latencies_ms.append(
+                1e3 * (self.get_clock().now().nanoseconds * 1e-9 - stamp))
+            publish_outputs(pubs, result, rgb, header,
+                            measured=step.answer.geometry is not None, pick=step.pick)
+            if step.reply is not None:
+                pubs['reply'].publish(String(data=step.reply))
+
+        if not self._publish_safely(publish_all):
+            return
         track = step.answer.track
         self._queries.feedback(result, 0 if track is None else track.consecutive_misses)
         self._stats.frame_out(frame.received, frame.taken)
+
+    def _publish_safely(self, publish) -> bool:
+        """Run ``publish()`` unless the node is shutting down; False when nothing was sent.
+
+        A SIGINT may shut the context down while another thread is half way through
+        publishing: that message then fails with "publisher's context is invalid". It is not
+        an error of the frame, so it is dropped quietly; any other failure is raised.
+        """
+        if self._closing or not self.context.ok():
+            return False
+        try:
+            publish()
+        except Exception:
+            if self._closing or not self.context.ok():
+                return False
+            raise
+        return True
 
     # ---- status ---------------------------------------------------------------------------------
     def _reply(self, text: str) -> None:
         pub = self._pubs.get('reply')
         if pub is not None:
-            pub.publish(String(data=text))
+            self._publish_safely(lambda: pub.publish(String(data=text)))
 
     def _report(self, message: str, error: bool = False) -> None:
         self._last_message = message
@@ -378,8 +476,9 @@ class UnipixelNode(LifecycleNode):
         session = self._session
         query = session.query.text if session is not None else ''
         state = ('tracking' if query else 'idle') if self._subs else 'inactive'
-        pub.publish(self._stats.to_msg(self.get_clock().now().to_msg(), state, query,
-                                       self._last_message, self._slot.dropped))
+        msg = self._stats.to_msg(self.get_clock().now().to_msg(), state, query,
+                                 self._last_message, self._slot.dropped)
+        self._publish_safely(lambda: pub.publish(msg))
 
 
 def main(args=None) -> int:
