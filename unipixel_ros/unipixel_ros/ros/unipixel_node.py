@@ -32,7 +32,7 @@ import time
 
 from geometry_msgs.msg import PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.clock import JumpThreshold
+from rclpy.clock import Clock, ClockType, JumpThreshold
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -84,8 +84,12 @@ class UnipixelNode(LifecycleNode):
         self._clock_jump_handle = None
         self._restart_tracking = False      # set on a time jump, done by the worker
         self._closing = False               # no publishing once shutdown began
+        self._commands_started = 0          # numbers the 'new command' status messages
+        # Steady timers: on use_sim_time, ROS-time timers wait for /clock, and a node must come
+        # up and report its status before (and while) a simulator publishes it.
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self._param('autostart'):
-            self._autostart_timer = self.create_timer(0.0, self._autostart)
+            self._autostart_timer = self.create_timer(0.0, self._autostart, clock=self._steady)
 
     def _param(self, name):
         return self.get_parameter(name).value
@@ -138,7 +142,7 @@ class UnipixelNode(LifecycleNode):
         self._pubs = create_output_publishers(self)
         self._queries = QueryServices(self, self._wait_group)
         self._status_timer = self.create_timer(1.0 / self._param('status_rate_hz'),
-                                               self._publish_status)
+                                               self._publish_status, clock=self._steady)
         self._last_message = f'configured: {engine} engine, model {model}'
         self.get_logger().info(self._last_message)
         return TransitionCallbackReturn.SUCCESS
@@ -230,6 +234,9 @@ class UnipixelNode(LifecycleNode):
                 self.get_logger().error('a service or action callback did not end within 5 s')
 
     def _release(self) -> None:
+        if getattr(self, '_status_timer', None) is not None:
+            self.destroy_timer(self._status_timer)
+            self._status_timer = None
         if self._queries is not None:
             self._queries.destroy()
             self._queries = None     # not `_services`: rclpy.Node keeps its own list there
@@ -358,7 +365,9 @@ class UnipixelNode(LifecycleNode):
                                        self._param('pick_stable_frames'))
         if action != CommandAction.TRACK:
             self._queries.stop_tracking()   # a new command supersedes tracking
-        self._report(f'new command: {action.value} {expression!r} (text encoded in '
+        self._commands_started += 1
+        self._report(f'new command #{self._commands_started}: {action.value} {expression!r} '
+                     f'(text encoded in '
                      f'{encode_ms:.0f} ms)')
 
     def _process(self, frame: Frame) -> None:
