@@ -236,7 +236,11 @@ def test_clicked_point_and_what_is_this(client):
     c.speech.publish(String(data='what is this'))      # describes the last click again
     assert c.stream(10.0, lambda: descriptions(t1)), c.replies_since(t1)
     assert descriptions(t1)[0].split(',')[0] == first.split(',')[0]
-    # a point in another frame is refused with the reason (no tf2 here)
+    # a point behind the camera, or in another frame (no tf2 here), is refused with the reason
+    point.point.z = -0.5
+    c.clicks.publish(point)
+    assert c.spin(5.0, lambda: c.status_events('behind the camera'))
+    point.point.z = 0.65
     point.header.frame_id = 'map'
     c.clicks.publish(point)
     assert c.spin(5.0, lambda: c.status_events("expected the camera frame"))
