@@ -183,11 +183,13 @@ def test_missing_camera_info_is_reported(client):
     ('x' * 1_000_000, 'limit is'),
     # (a NUL cannot cross DDS at all: strings are NUL-terminated on the wire)
     ('pick up the \x1b[31mred\x07 cup', 'control character'),
+    ('pick it up', 'does not say which object'),
 ])
 def test_bad_commands_get_a_readable_reply(client, text, expected):
     before = len(client.replies)
     client.speech.publish(String(data=text))
     assert client.spin(10.0, until=lambda: any(expected in r for r in client.replies[before:]))
+    client.speech.publish(String(data='find the red box'))     # a valid command is served
     assert client.valid_frame_answered()
 
 

@@ -201,3 +201,72 @@ def test_invalid_arguments():
         ApproximateTimeSync(2, 10, 0.05)
     with pytest.raises(IndexError):
         ExactTimeSync(2, 10, print).add(2, image(0))
+
+
+# ---- time jumps -----------------------------------------------------------------------------------
+@pytest.mark.parametrize('impl', IMPLS)
+@pytest.mark.parametrize('exact', [True, False])
+def test_reset_starts_a_new_timeline(impl, exact):
+    sync, rec = make(impl, exact)
+    for t in (1000, 1033, 1066):
+        sync.add(0, image(ms(t)))
+        sync.add(1, info(ms(t)))
+    sync.add(0, image(ms(1100)))          # queued, partner never comes
+    emitted = len(rec.sets)
+    assert emitted >= 2 and sync.last_emitted_ns(0) >= ms(1033)
+    sync.add(0, image(ms(5)))             # the camera restarted: older than the last set
+    assert sync.dropped_old == 1
+    sync.reset()
+    assert sync.last_emitted_ns(0) is None and sync.queue_lengths() == [0, 0]
+    for t in (5, 38, 71, 104):
+        sync.add(0, image(ms(t)))
+        sync.add(1, info(ms(t)))
+    assert rec.stamps()[emitted:][:2] == [(ms(5), ms(5)), (ms(38), ms(38))]
+    assert sync.dropped_old == 1          # counters survive the reset
+
+
+def test_jump_detector_tells_a_restart_from_a_late_message():
+    from unipixel_ros.ros.sync import TimeJumpDetector
+
+    d = TimeJumpDetector(2, threshold_s=1.0, confirm_messages=3)
+    last = ms(100_000)
+    # late or repeated messages: dropped by the synchroniser, never a jump
+    assert d.check_message(0, last, last) is None
+    assert d.check_message(0, last - ms(900), last) is None
+    for _ in range(10):
+        assert d.check_message(0, last - ms(500), last) is None
+    # one very late message, then the stream goes on: still not a jump
+    assert d.check_message(0, last - ms(5000), last) is None
+    assert d.check_message(0, last + ms(33), last) is None
+    assert d.check_message(0, last - ms(5000), last) is None
+    assert d.check_message(0, last - ms(5000), last) is None
+    assert d.check_message(0, last + ms(66), last) is None      # accepted: the count restarts
+    # a stream that stays behind: the third message in a row confirms the jump
+    assert d.check_message(1, ms(33), last) is None
+    assert d.check_message(1, ms(66), last) is None
+    assert d.check_message(1, ms(99), last) == last - ms(99)
+    # nothing emitted yet: nothing to be behind of
+    assert d.check_message(1, 0, None) is None
+
+
+def test_jump_detector_forward_jumps_are_measured_against_the_receive_clock():
+    from unipixel_ros.ros.sync import TimeJumpDetector
+
+    d = TimeJumpDetector(3, threshold_s=1.0)
+    assert d.check_set(ms(1000), 10.0) is None
+    assert d.check_set(ms(1033), 10.033) is None
+    # the camera paused for 5 s: stamps and the clock moved together
+    assert d.check_set(ms(6033), 15.033) is None
+    # one frame stamped an hour ahead
+    assert d.check_set(ms(6066 + 3_600_000), 15.066) == ms(3_600_000)
+    d.reset()
+    assert d.check_set(ms(6099), 15.099) is None
+
+
+def test_jump_detector_checks_its_arguments():
+    from unipixel_ros.ros.sync import TimeJumpDetector
+
+    with pytest.raises(ValueError):
+        TimeJumpDetector(3, threshold_s=0.0)
+    with pytest.raises(ValueError):
+        TimeJumpDetector(3, confirm_messages=0)

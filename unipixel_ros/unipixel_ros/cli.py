@@ -347,6 +347,33 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    from unipixel_ros.benchmarks.soak import plot_soak, soak
+    from unipixel_ros.machine import machine_context
+
+    if not args.minutes > 0:
+        print('unipixel-ros bench soak: --minutes must be > 0', file=sys.stderr)
+        return 2
+    ckpt = _resolve_checkpoint(args, 'unipixel-ros bench soak')
+    if ckpt is None:
+        return 1
+    machine = machine_context()
+    result = soak(minutes=args.minutes, engine=args.engine, model_path=str(ckpt),
+                  rate_hz=args.rate, command_period_s=args.command_period,
+                  warmup_s=args.warmup, data=args.data, threads=args.threads,
+                  node_params=args.param)
+    result['machine'] = machine
+    out = Path(args.json)
+    _write_json(out, result)
+    plot_soak(out.with_suffix('.png'), result)
+    summary = {k: result[k] for k in ('minutes', 'rss_mb_start', 'rss_mb_max', 'rss_mb_end',
+                                      'rss_growth_after_warmup_mb', 'latency_drift', 'errors',
+                                      'frames_dropped', 'checks', 'passed')}
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+    return 0 if result['passed'] else 3
+
+
 def cmd_bench_all(args: argparse.Namespace) -> int:
     from unipixel_ros.benchmarks.suite import run_all
     return run_all(args.out, args.checkpoint, args.node_seconds, args.data)
@@ -432,6 +459,24 @@ def build_parser() -> argparse.ArgumentParser:
                       help='also subscribe to mask, overlay, cloud and markers, as RViz would (the '
                            'node builds those outputs only for subscribers)')
     node.set_defaults(func=cmd_bench_node)
+
+    soak = bench_sub.add_parser('soak', help='unipixel_node in long use: a 30 Hz stream and a '
+                                             'command every few seconds; memory, latency per '
+                                             'minute, errors, replies per command')
+    soak.add_argument('--json', required=True, help='write the result here (and a PNG beside it)')
+    soak.add_argument('--minutes', type=float, default=30.0, help='length of the run (default 30)')
+    soak.add_argument('--checkpoint', help=ckpt_help)
+    soak.add_argument('--engine', default='onnxruntime', choices=('torch', 'onnxruntime', 'tensorrt'))
+    soak.add_argument('--rate', type=float, default=30.0, help='input frame rate, Hz (default 30)')
+    soak.add_argument('--command-period', type=float, default=5.0,
+                      help='seconds between two commands (default 5)')
+    soak.add_argument('--warmup', type=float, default=60.0,
+                      help='seconds left out of the growth, drift and error checks (default 60)')
+    soak.add_argument('--threads', type=int, default=2, help='engine CPU threads')
+    soak.add_argument('--data', help='dataset folder to take frames from (default: analytic scene)')
+    soak.add_argument('--param', action='append', default=[], metavar='NAME:=VALUE',
+                      help='extra unipixel_node parameter (repeatable)')
+    soak.set_defaults(func=cmd_bench_soak)
 
     ball = bench_sub.add_parser('all', help='geometry, model and node benchmarks -> one JSON + PNG')
     ball.add_argument('--out', default='bench_out', help='output folder (default bench_out)')

@@ -56,6 +56,69 @@ def _frames(data: str | None, width: int = 640, height: int = 480):
     return [(scene.rgb, scene.depth_mm, scene.intrinsics, 'the red box')]
 
 
+def launch_node(engine: str, model_path: str = '', threads: int = 2,
+                node_params: list | None = None, status_rate_hz: float = 2.0):
+    """Start ``unipixel_node`` as a process for a benchmark: (Popen, its log file).
+
+    Sets (here and for the child) loopback discovery and the shipped Fast DDS profile for large
+    images unless the environment already chooses. ``node_params``: extra ``NAME:=VALUE``.
+    """
+    from unipixel_ros.paths import config_file
+
+    env = dict(os.environ)
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    profile = str(config_file('fastdds_large_messages.xml'))
+    env.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', profile)
+    env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', profile)
+    os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE',
+                                          'FASTRTPS_DEFAULT_PROFILES_FILE',
+                                          'FASTDDS_DEFAULT_PROFILES_FILE')})
+    cmd = [sys.executable, '-m', 'unipixel_ros.ros.unipixel_node', '--ros-args',
+           '-p', f'engine:={engine}', '-p', f'threads:={threads}',
+           '-p', f'status_rate_hz:={status_rate_hz}']
+    for param in node_params or ():
+        if ':=' not in param:
+            raise ValueError(f'node parameter {param!r} is not NAME:=VALUE')
+        cmd += ['-p', param]
+    if model_path:
+        cmd += ['-p', f'model_path:={model_path}']
+    # the node's log goes to a file: a pipe nobody reads while the stream runs would block the
+    # node once 64 KiB of log lines filled it
+    log = tempfile.NamedTemporaryFile('w+', prefix='unipixel_bench_node_', suffix='.log',
+                                      delete=False)
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True), log
+
+
+def wait_active(node, statuses: list, node_proc, log, timeout_s: float = 120.0) -> None:
+    """Spin ``node`` until a received ``unipixel/status`` says the node is active.
+
+    Raises:
+        RuntimeError: the node exited or did not become active in ``timeout_s`` (with its log).
+    """
+    import rclpy
+
+    deadline = time.monotonic() + timeout_s
+    while not any(s.message.startswith('active') for s in statuses):
+        if node_proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError('unipixel_node did not become active:\n'
+                               + Path(log.name).read_text()[-4000:])
+        rclpy.spin_once(node, timeout_sec=0.1)
+
+
+def stop_node(node_proc, timeout_s: float = 20.0) -> int:
+    """SIGINT (Ctrl-C) the node and wait; its exit status (killed after ``timeout_s``: -9)."""
+    import signal
+
+    if node_proc.poll() is None:
+        node_proc.send_signal(signal.SIGINT)
+        try:
+            node_proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            node_proc.kill()
+            node_proc.wait()
+    return node_proc.returncode
+
+
 def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float = 30.0,
                rate_hz: float = 15.0, data: str | None = None, threads: int = 2,
                node_params: list | None = None, subscribe_all: bool = False) -> dict:
@@ -71,30 +134,9 @@ def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float
     from std_msgs.msg import Header, String
     from unipixel_msgs.msg import PipelineStatus, ReferringResult
 
-    from unipixel_ros.paths import config_file
     from unipixel_ros.ros.conversions import intrinsics_to_camera_info, numpy_to_image
 
-    env = dict(os.environ)
-    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    profile = str(config_file('fastdds_large_messages.xml'))
-    env.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', profile)
-    env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', profile)
-    os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE',
-                                          'FASTRTPS_DEFAULT_PROFILES_FILE',
-                                          'FASTDDS_DEFAULT_PROFILES_FILE')})
-    cmd = [sys.executable, '-m', 'unipixel_ros.ros.unipixel_node', '--ros-args',
-           '-p', f'engine:={engine}', '-p', f'threads:={threads}', '-p', 'status_rate_hz:=2.0']
-    for param in node_params or ():
-        if ':=' not in param:
-            raise ValueError(f'node parameter {param!r} is not NAME:=VALUE')
-        cmd += ['-p', param]
-    if model_path:
-        cmd += ['-p', f'model_path:={model_path}']
-    # the node's log goes to a file: a pipe nobody reads while the stream runs would block the
-    # node once 64 KiB of log lines filled it
-    log = tempfile.NamedTemporaryFile('w+', prefix='unipixel_bench_node_', suffix='.log',
-                                      delete=False)
-    node_proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    node_proc, log = launch_node(engine, model_path, threads, node_params)
     frames = _frames(data)
     rclpy.init()
     node = rclpy.create_node('unipixel_bench')
@@ -133,12 +175,7 @@ def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float
     node.create_subscription(PipelineStatus, 'unipixel/status', statuses.append,
                              QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     try:
-        deadline = time.monotonic() + 120.0
-        while not any(s.message.startswith('active') for s in statuses):
-            if node_proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError('unipixel_node did not become active:\n'
-                                   + Path(log.name).read_text()[-4000:])
-            rclpy.spin_once(node, timeout_sec=0.1)
+        wait_active(node, statuses, node_proc, log)
         pub_s.publish(String(data=frames[0][3]))
         period = 1.0 / rate_hz
         start = time.monotonic()

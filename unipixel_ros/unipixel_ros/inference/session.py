@@ -38,7 +38,8 @@ class Step:
     Attributes:
         answer: the tracked answer.
         sentence: the one-line description of it (``unipixel/result``'s description).
-        reply: what to say now, or None.
+        reply: what to say now, or None (:class:`ReplyPolicy`: the first answer once per
+            command; for TRACK also "I lost X." / "I see X again." on real losses).
         pick: True on the one frame where a PICK command's grasp has been found for
             ``pick_stable_frames`` consecutive frames (the pick is sent once per command).
     """
@@ -63,10 +64,18 @@ class CommandSession:
                  pick_stable_frames: int = 3) -> None:
         self.action, self.query, self.tracker = action, query, tracker
         self.pick_stable_frames = pick_stable_frames
-        self.replies = ReplyPolicy()
+        self.replies = ReplyPolicy(follow=action == CommandAction.TRACK,
+                                   max_misses=tracker.max_misses)
         self.stable_frames = 0
         self.pick_sent = False
         tracker.reset()
+
+    def restart_tracking(self) -> None:
+        """Forget the tracked target but keep following the command (after a time jump the
+        smoothed mask and pose belong to another timeline). What was said stays said: the
+        target is only reported lost after ``max_misses`` misses of the restarted tracker."""
+        self.tracker.reset()
+        self.stable_frames = 0
 
     def step(self, predictor: ReferringPredictor, rgb: np.ndarray, depth_m: np.ndarray,
              intrinsics: CameraIntrinsics, geometry_config: GeometryConfig | None = None,
@@ -81,6 +90,6 @@ class CommandSession:
         pick = (self.action == CommandAction.PICK and grasp_valid and not self.pick_sent
                 and self.stable_frames >= self.pick_stable_frames)
         self.pick_sent |= pick
-        lost = answer.track is not None and answer.track.lost
-        reply = self.replies.reply(self.query.text, answer.found, lost, answer.status, sentence)
+        misses = 0 if answer.track is None else answer.track.consecutive_misses
+        reply = self.replies.reply(self.query.text, answer.found, misses, answer.status, sentence)
         return Step(answer, sentence, reply, pick)

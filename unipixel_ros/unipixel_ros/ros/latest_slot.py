@@ -41,6 +41,11 @@ class LatestSlot(Generic[T]):
         with self._cond:
             return self._item
 
+    def discard(self) -> None:
+        """Drop the item not taken yet, if any (it belongs to a timeline that was left)."""
+        with self._cond:
+            self._item = None
+
     def close(self) -> None:
         """Wake a waiting ``take`` for shutdown."""
         with self._cond:

@@ -142,3 +142,21 @@ def publish_outputs(pubs: dict, result, rgb: np.ndarray, header: Header, measure
         pubs['width'].publish(Float32(data=float(result.gripper_width)))
     if pick:
         pubs['pick'].publish(result.grasp)
+
+
+def publish_unless_closed(publish, closing) -> bool:
+    """Run ``publish()`` unless ``closing()``; False when nothing was sent.
+
+    A SIGINT may shut the context down while another thread is half way through publishing:
+    that message then fails with "publisher's context is invalid". It is not an error of the
+    frame, so it is dropped quietly; any other failure is raised.
+    """
+    if closing():
+        return False
+    try:
+        publish()
+    except Exception:
+        if closing():
+            return False
+        raise
+    return True

@@ -25,6 +25,16 @@ PARAMETERS = (
     ('queue_size', 10, 'Per-input synchroniser queue length.', True, '>= 1'),
     ('slop', 0.05, 'Approximate-time tolerance between color, depth and info, s.', True, '> 0'),
     ('exact_sync', False, 'Require identical stamps instead of approximate sync.', True, ''),
+    ('time_jump_threshold_s', 1.0,
+     'Camera stamps that go back by more than this (s) for time_jump_messages messages in a '
+     'row, or jump ahead of the receive clock by more than this, or a ROS clock (use_sim_time) '
+     'that jumps by more than this, are a time jump: the synchroniser, the last stamps and the '
+     'tracker are reset. Smaller steps back are late or repeated messages and are dropped.',
+     True, '> 0'),
+    ('time_jump_messages', 3,
+     'Messages of one camera input in a row that must be more than time_jump_threshold_s '
+     'behind its last synchronised stamp before the stream is read as restarted (a single late '
+     'message is dropped).', True, '>= 1'),
     ('camera_info_timeout_s', 2.0, 'Report a missing input after this many seconds.', False,
      '> 0'),
     ('sensor_qos_reliable', False, 'Camera subscriptions reliable instead of best effort.', True,
@@ -93,10 +103,10 @@ PARAMETERS = (
 )
 
 _UNIT = ('exists_threshold', 'uncertain_threshold', 'mask_threshold', 'verify_min_prob')
-_POSITIVE = ('slop', 'camera_info_timeout_s', 'min_depth_m', 'status_rate_hz',
-             'gripper_finger_depth_m', 'depth_scale', 'tf_timeout_s', 'expected_rate_hz',
-             'diagnostics_latency_warn_ms', 'diagnostics_latency_error_ms')
-_AT_LEAST_ONE = ('queue_size', 'max_misses', 'pick_stable_frames')
+_POSITIVE = ('slop', 'camera_info_timeout_s', 'time_jump_threshold_s', 'min_depth_m',
+             'status_rate_hz', 'gripper_finger_depth_m', 'depth_scale', 'tf_timeout_s',
+             'expected_rate_hz', 'diagnostics_latency_warn_ms', 'diagnostics_latency_error_ms')
+_AT_LEAST_ONE = ('queue_size', 'max_misses', 'pick_stable_frames', 'time_jump_messages')
 
 
 def declare_parameters(node) -> None:

@@ -54,6 +54,8 @@ class QueryServices:
         self._track_goal = None
         self._track_feedback: deque = deque(maxlen=1)
         self._last_clicked: tuple | None = None
+        self._busy = 0                      # service / action callbacks inside their wait
+        self._idle = threading.Condition(self._lock)
         self._entities = [
             node.create_service(Segment, 'unipixel/segment', self._on_segment,
                                 callback_group=callback_group),
@@ -63,6 +65,21 @@ class QueryServices:
                                     goal_callback=lambda _: GoalResponse.ACCEPT,
                                     cancel_callback=lambda _: CancelResponse.ACCEPT,
                                     callback_group=callback_group)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no service or action callback is still waiting for the worker (call it
+        after the worker stopped and :meth:`fail_pending`); False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout_s)
+
+    def _enter(self) -> None:
+        with self._idle:
+            self._busy += 1
+
+    def _leave(self) -> None:
+        with self._idle:
+            self._busy -= 1
+            self._idle.notify_all()
 
     def destroy(self) -> None:
         self._action.destroy()
@@ -93,10 +110,14 @@ class QueryServices:
 
     # ---- clicks ---------------------------------------------------------------------------------
     def click(self, msg: PointStamped) -> None:
-        uv = self._project(msg)
-        if uv is not None:
-            self._last_clicked = uv
-            self._jobs.append(Job('point', uv=uv))
+        uv, why = self._project(msg)
+        if uv is None:
+            if self.node._last_frame_geometry is None:
+                self.node._reply(f'{why[0].upper()}{why[1:]}.')
+            self.node._report(f'clicked point ignored: {why}', error=True)
+            return
+        self._last_clicked = uv
+        self._jobs.append(Job('point', uv=uv))
 
     def describe_last_click(self) -> None:
         if self._last_clicked is None:
@@ -104,35 +125,49 @@ class QueryServices:
         else:
             self._jobs.append(Job('point', uv=self._last_clicked))
 
-    def _project(self, msg: PointStamped) -> tuple | None:
-        node = self.node
-        geom = node._last_frame_geometry
+    def _project(self, msg: PointStamped) -> tuple[tuple | None, str]:
+        """((u, v) pixel, '') of a 3D point in the camera optical frame (metres) projected into
+        the newest frame, or (None, why not)."""
+        geom = self.node._last_frame_geometry
         if geom is None:
-            node._reply('I have no camera image to look at yet.')
-            return None
+            return None, 'I have no camera image to look at yet'
         intr, frame_id = geom
         if msg.header.frame_id and msg.header.frame_id != frame_id:
-            node._report(f'clicked point is in frame {msg.header.frame_id!r}, expected the '
-                         f'camera frame {frame_id!r} (no tf2 here: publish it in the camera '
-                         'frame)', error=True)
-            return None
+            return None, (f'the point is in frame {msg.header.frame_id!r}, expected the camera '
+                          f'frame {frame_id!r} (no tf2 here: publish it in the camera frame)')
         p = msg.point
         if p.z <= 0:
-            node._report('clicked point is behind the camera', error=True)
-            return None
+            return None, 'the point is behind the camera'
         u, v = intr.fx * p.x / p.z + intr.cx, intr.fy * p.y / p.z + intr.cy
         if not (0 <= u < intr.width and 0 <= v < intr.height):
-            node._report(f'clicked point projects outside the image ({u:.0f}, {v:.0f})',
-                         error=True)
-            return None
-        return (u, v)
+            return None, f'the point projects outside the image ({u:.0f}, {v:.0f})'
+        return (u, v), ''
+
+    def _check_pixel(self, u: float, v: float) -> str:
+        """Why pixel (u, v) cannot be described now ('' when it can)."""
+        geom = self.node._last_frame_geometry
+        if geom is None:
+            return 'I have no camera image to look at yet'
+        intr = geom[0]
+        if not (0 <= u < intr.width and 0 <= v < intr.height):
+            return (f'pixel ({u:.0f}, {v:.0f}) is outside the image '
+                    f'({intr.width}x{intr.height})')
+        return ''
 
     # ---- services and action (reentrant group: they wait for the worker) -------------------------
     def _wait_job(self, job: Job, timeout_s: float) -> Job:
-        self._jobs.append(job)
-        if not job.done.wait(timeout_s):
-            job.error = f'no camera frame was processed within {timeout_s:.1f} s'
-        return job
+        """Queue ``job`` for the worker and wait up to ``timeout_s`` seconds for its answer."""
+        self._enter()
+        try:
+            if not self.node._running:
+                job.error = 'the node is not active'
+                return job
+            self._jobs.append(job)
+            if not job.done.wait(timeout_s):
+                job.error = f'no camera frame was processed within {timeout_s:.1f} s'
+            return job
+        finally:
+            self._leave()
 
     def _on_segment(self, request, response):
         try:
@@ -152,12 +187,13 @@ class QueryServices:
 
     def _on_describe(self, request, response):
         if request.use_point:
-            uv = self._project(request.point)
-            if uv is None:
-                response.success, response.message = False, self.node._last_message
-                return response
+            uv, why = self._project(request.point)
         else:
             uv = (float(request.u), float(request.v))
+            why = self._check_pixel(*uv)
+        if why:
+            response.success, response.message = False, why
+            return response
         job = self._wait_job(Job('point', uv=uv), 5.0)
         response.success = not job.error and job.result is not None and job.result.found
         response.message = job.error or ('' if response.success else 'no object at that point')
@@ -170,19 +206,30 @@ class QueryServices:
         return response
 
     def _execute_track(self, goal_handle):
-        node = self.node
         try:
             cmd = parse_command(goal_handle.request.query)
         except CommandError as exc:
             goal_handle.abort()
             return TrackObject.Result(success=False, message=str(exc))
+        if not cmd.expression:
+            goal_handle.abort()
+            return TrackObject.Result(success=False,
+                                      message=f'{goal_handle.request.query!r} names no object')
+        self._enter()
+        try:
+            return self._follow_goal(goal_handle, cmd)
+        finally:
+            self._leave()
+
+    def _follow_goal(self, goal_handle, cmd):
+        node = self.node
         node.request_command(CommandAction.TRACK, cmd.expression)
         with self._lock:
             self._track_goal = goal_handle
             self._track_feedback.clear()
         start, frames, last = time.monotonic(), 0, ReferringResult()
         limit = goal_handle.request.max_duration_s
-        message, success = 'time limit reached', True
+        message, success, superseded = 'time limit reached', True, False
         while rclpy.ok() and node._running:
             if goal_handle.is_cancel_requested:
                 self._end_goal(goal_handle)
@@ -202,6 +249,8 @@ class QueryServices:
                 goal_handle.publish_feedback(TrackObject.Feedback(result=result,
                                                                   consecutive_misses=misses))
             time.sleep(0.01)
+        if not node._running and not superseded:
+            message, success = 'the node stopped (deactivated or shutting down)', False
         self._end_goal(goal_handle)
         if success:
             goal_handle.succeed()

@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from typing import Callable, List, Optional
 
 import rclpy
@@ -40,32 +41,38 @@ def keep_freed_memory() -> bool:
 
 def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None,
              executor_factory: Callable[..., Executor] = SingleThreadedExecutor) -> int:
-    """Create the node made by ``factory``, spin it until shutdown and tear it down.
+    """Create the node made by ``factory``, spin it until SIGINT/SIGTERM and tear it down.
 
-    The node may define ``close()`` to stop its own threads before it is destroyed; it must
-    also release any callback still blocked in an executor thread.
+    Shutdown order: the signal only ends the spin loop; then the node's ``close()`` (if it
+    defines one) stops and joins its own threads and releases any callback still blocked in an
+    executor thread, the node is destroyed, and only then is the context shut down. rclpy's own
+    signal handler is not installed, because it shuts the context down at once, from the
+    signal, while the node's threads may still be publishing ("publisher's context is
+    invalid").
     ``executor_factory(context=...)`` makes the executor (a ``MultiThreadedExecutor`` for nodes
     with callbacks that block, such as an action's execute callback).
     Returns the process exit status (1 if the node could not be created).
     """
+    from rclpy.signals import SignalHandlerOptions
+
     keep_freed_memory()
     # rclpy.init fails without HOME (its logging directory defaults to ~/.ros).
     os.environ.setdefault('HOME', tempfile.gettempdir())
-    # rclpy's signal handlers shut the context down (spin then raises ExternalShutdownException)
-    # and chain to the previous handler; a no-op Python handler there keeps a second
-    # KeyboardInterrupt from landing in the middle of the cleanup below.
+    stop = threading.Event()
+    # Python runs this in the main thread between two spin_once calls (<= 0.2 s later); a
+    # second signal during the cleanup below lands here too instead of interrupting it.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
-    rclpy.init(args=args if args is not None else sys.argv)
+        signal.signal(sig, lambda *_: stop.set())
+    rclpy.init(args=args if args is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
     node = None
     status = 0
     try:
         node = factory()
         executor = executor_factory(context=node.context)
         executor.add_node(node)
-        # Polled rather than rclpy.spin(node): a SIGINT racing a callback left spin() waiting
-        # forever after the context was shut down (seen with the render thread publishing).
-        while node.context.ok():
+        # Polled rather than rclpy.spin(node): the loop must notice the stop flag.
+        while node.context.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=0.2)
     except ExternalShutdownException:
         pass

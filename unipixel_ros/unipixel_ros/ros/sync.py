@@ -96,6 +96,23 @@ class _TimeSyncBase:
         with self._lock:
             return [len(s) for s in self._stamps]
 
+    def last_emitted_ns(self, index: int) -> Optional[int]:
+        """Stamp (ns) of input ``index``'s member of the last emitted set; None before any."""
+        return self._last_emitted[index]
+
+    def reset(self) -> None:
+        """Forget queued messages and the last emitted stamps (a time jump): the next messages
+        start a new timeline. The counters are kept."""
+        with self._lock:
+            for i in range(self.n_inputs):
+                self._stamps[i].clear()
+                self._msgs[i].clear()
+                self._last_emitted[i] = None
+            self._on_reset()
+
+    def _on_reset(self) -> None:
+        """Hook run (under the lock) by :meth:`reset`."""
+
     def _on_queued(self, index: int, t: int) -> None:
         """Hook run (under the lock) after a message with stamp ``t`` ns joined input ``index``."""
 
@@ -185,6 +202,11 @@ class ApproximateTimeSync(_TimeSyncBase):
         self._slop_ns = round(slop_s * 1e9)
         self._latest: List[Optional[int]] = [None] * n_inputs
         self._gaps = [deque(maxlen=_GAP_HISTORY) for _ in range(n_inputs)]
+
+    def _on_reset(self) -> None:
+        self._latest = [None] * self.n_inputs
+        for gaps in self._gaps:
+            gaps.clear()
 
     def _on_queued(self, index: int, t: int) -> None:
         latest = self._latest[index]
@@ -299,11 +321,98 @@ class MessageFiltersTimeSync:
         with self._lock:
             return [len(q) for q in self._sync.queues]
 
+    def last_emitted_ns(self, index: int) -> Optional[int]:
+        """Stamp (ns) of input ``index``'s member of the last emitted set; None before any."""
+        return self._last_emitted[index]
+
+    def reset(self) -> None:
+        """Forget queued messages and the last emitted stamps (a time jump); counters kept."""
+        with self._lock:
+            for queue in self._sync.queues:
+                queue.clear()
+            self._last_emitted = [None] * self.n_inputs
+
     def _on_set(self, *msgs: Any) -> None:
         for i, m in enumerate(msgs):
             self._last_emitted[i] = stamp_ns(m)
         self.emitted += 1
         self._callback(*msgs)
+
+
+class TimeJumpDetector:
+    """Tells a time jump of the camera stamps from a late or repeated message.
+
+    Cameras, bag players and simulators restart their clocks: a driver reset or a simulator
+    restart starts the stamps again near zero, a looping bag jumps back to its start, an NTP step
+    moves the system clock. A synchroniser that only accepts newer stamps then drops every later
+    message for good. The rules, per input (stamps in integer nanoseconds):
+
+    * backwards: a message more than ``threshold_s`` older than the input's member of the last
+      synchronised set is *behind*; ``confirm_messages`` behind messages in a row are a jump
+      back (a stream that stays behind). One late or repeated message is only dropped, and any
+      accepted message clears the count;
+    * forwards: the colour stamps of two consecutive synchronised sets advance more than
+      ``threshold_s`` beyond the time that passed between receiving them (a jump ahead of the
+      clock, e.g. one frame stamped an hour ahead). A pause of the camera is not one: its stamps
+      and the receive clock advance together.
+
+    A jump ahead is always followed, if it was a glitch, by a jump back once the stream resumes
+    its own time, so both directions recover.
+
+    Args:
+        n_inputs: number of synchronised inputs.
+        threshold_s: smallest jump, seconds (> 0).
+        confirm_messages: behind messages in a row that make a jump back (>= 1).
+    """
+
+    def __init__(self, n_inputs: int, threshold_s: float = 1.0, confirm_messages: int = 3) -> None:
+        if not threshold_s > 0:
+            raise ValueError(f'threshold_s must be > 0, got {threshold_s}')
+        if int(confirm_messages) != confirm_messages or confirm_messages < 1:
+            raise ValueError(f'confirm_messages must be an integer >= 1, got {confirm_messages}')
+        self.threshold_ns = round(threshold_s * 1e9)
+        self.confirm_messages = int(confirm_messages)
+        self._behind = [0] * n_inputs
+        self._last_set: Optional[tuple] = None       # (stamp ns, receive time s)
+
+    def reset(self) -> None:
+        """Start over (after a jump was handled, or on activation)."""
+        self._behind = [0] * len(self._behind)
+        self._last_set = None
+
+    def check_message(self, index: int, stamp: int, last_emitted: Optional[int]) -> Optional[int]:
+        """One received message of input ``index``, before it reaches the synchroniser.
+
+        Args:
+            stamp: its stamp, ns.
+            last_emitted: the synchroniser's last emitted stamp of this input, ns (None: none).
+
+        Returns:
+            How far back the stamps jumped, ns (> 0), when this message confirms a jump back;
+            None otherwise (the message is new, or merely late).
+        """
+        if last_emitted is None or stamp > last_emitted:
+            self._behind[index] = 0
+            return None
+        if last_emitted - stamp <= self.threshold_ns:
+            return None
+        self._behind[index] += 1
+        if self._behind[index] < self.confirm_messages:
+            return None
+        return last_emitted - stamp
+
+    def check_set(self, stamp: int, received_s: float) -> Optional[int]:
+        """One synchronised set: its colour ``stamp`` (ns) and monotonic receive time (s).
+
+        Returns:
+            How far the stamps ran ahead of the receive clock since the previous set, ns, when
+            that is more than the threshold; None otherwise.
+        """
+        last, self._last_set = self._last_set, (stamp, received_s)
+        if last is None:
+            return None
+        ahead = (stamp - last[0]) - round((received_s - last[1]) * 1e9)
+        return ahead if ahead > self.threshold_ns else None
 
 
 def message_filters_available() -> bool:

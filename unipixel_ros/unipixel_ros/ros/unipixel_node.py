@@ -4,8 +4,8 @@ A LifecycleNode (``autostart`` configures and activates it without a lifecycle m
 on_configure loads the predictor and creates lifecycle publishers, services and the tracking
 action; on_activate subscribes and starts the worker; on_deactivate unsubscribes and stops it;
 on_cleanup frees the engine. This module is wiring only: parameters (``parameters.py``),
-message conversion (``conversions.py``, ``outputs.py``), statistics (``status.py``); the
-answer itself is :mod:`unipixel_ros.inference` (answer step, command session, predictor).
+message conversion (``conversions.py``, ``outputs.py``), statistics (``status.py``), the worker
+(``worker.py``); the answer itself is :mod:`unipixel_ros.inference`.
 
 Threads: the camera topics are received on a hidden intake node spun by its own executor thread
 (``camera_executor``, see ``camera_intake.py``), which only synchronises and hands frames to a
@@ -13,15 +13,9 @@ size-1 latest-frame slot. One worker thread takes the newest frame, answers the 
 and any one-off jobs (service calls, clicks), and publishes. The node's multi-threaded executor
 serves speech, clicks, parameters, lifecycle, the services and the action.
 
-Topics (relative; see config/unipixel.yaml and the README API table):
-  in : camera/camera/color/image_raw, camera/camera/aligned_depth_to_color/image_raw,
-       camera/camera/color/camera_info (sensor QoS), speech/text (reliable),
-       clicked_point (geometry_msgs/PointStamped, RViz "Publish Point" -> describe)
-  out: unipixel/mask (mono8), unipixel/overlay (rgb8), unipixel/cloud (PointCloud2 x y z rgb),
-       unipixel/grasp (PoseStamped), unipixel/gripper_width (Float32), unipixel/pick
-       (PoseStamped, once per pick command when the grasp is stable), unipixel/markers
-       (MarkerArray), unipixel/result (ReferringResult), unipixel/reply (String),
-       unipixel/status (PipelineStatus)
+Topics (relative): camera/camera/{color/image_raw, aligned_depth_to_color/image_raw,
+color/camera_info}, speech/text and clicked_point in; unipixel/{mask, overlay, cloud, grasp,
+gripper_width, pick, markers, result, reply, status} and /diagnostics out (README, "ROS API").
 Services: unipixel/segment (Segment), unipixel/describe (Describe); action: unipixel/track.
 """
 from __future__ import annotations
@@ -32,26 +26,26 @@ import time
 
 from geometry_msgs.msg import PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType, JumpThreshold
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
-from unipixel_msgs.msg import ReferringResult
 
-from unipixel_ros.inference.answer import answer_frame
-from unipixel_ros.inference.session import CommandSession, sentence_for
+from unipixel_ros.inference.session import CommandSession
 from unipixel_ros.language import CommandAction, CommandError, parse_command
-from unipixel_ros.perception import GeometryError
 
 from . import parameters
 from .camera_intake import camera_topics, subscribe_camera
-from .conversions import MessageConversionError, decode_rgbd
-from .frames import FrameError, TargetFrame, transform_result
+from .frames import FrameError, TargetFrame
 from .latest_slot import LatestSlot
 from .diagnostics import build_diagnostic_array
-from .outputs import RELIABLE, answer_to_result, create_output_publishers, publish_outputs
-from .query_services import Frame, Job, QueryServices
+from .outputs import RELIABLE, create_output_publishers, publish_unless_closed
+from .query_services import Frame, QueryServices
 from .status import PipelineStats
+from .worker import FrameWorker
+from .sync import TimeJumpDetector, stamp_ns
 
 
 
@@ -78,9 +72,17 @@ class UnipixelNode(LifecycleNode):
         self._last_frame_geometry = None     # (intrinsics, frame_id) of the newest frame
         self._stats = PipelineStats()
         self._last_message = 'unconfigured'
-        self._last_stamp_ns = -1
+        self._last_stamp_ns = -1            # colour stamp of the last synchronised frame, ns
+        self._jumps: TimeJumpDetector | None = None
+        self._clock_jump_handle = None
+        self._restart_tracking = False      # set on a time jump, done by the worker
+        self._closing = False               # no publishing once shutdown began
+        self._commands_started = 0          # numbers the 'new command' status messages
+        # Steady timers: on use_sim_time, ROS-time timers wait for /clock, and a node must come
+        # up and report its status before (and while) a simulator publishes it.
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self._param('autostart'):
-            self._autostart_timer = self.create_timer(0.0, self._autostart)
+            self._autostart_timer = self.create_timer(0.0, self._autostart, clock=self._steady)
 
     def _param(self, name):
         return self.get_parameter(name).value
@@ -146,7 +148,7 @@ class UnipixelNode(LifecycleNode):
         self._pubs = create_output_publishers(self)
         self._queries = QueryServices(self, self._wait_group)
         self._status_timer = self.create_timer(1.0 / self._param('status_rate_hz'),
-                                               self._publish_status)
+                                               self._publish_status, clock=self._steady)
         self._last_message = (f'configured: {self._param("backend")} backend, {engine} engine, '
                               f'model {model}')
         self.get_logger().info(self._last_message)
@@ -160,6 +162,16 @@ class UnipixelNode(LifecycleNode):
         sensor_qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
         self._sync = create_time_sync(self._param('exact_sync'), 3, self._param('queue_size'),
                                       self._param('slop'), self._on_synced)
+        # a new timeline may start with this activation: forget the old stamps
+        self._last_stamp_ns = -1
+        self._jumps = TimeJumpDetector(3, self._param('time_jump_threshold_s'),
+                                       self._param('time_jump_messages'))
+        threshold = Duration(nanoseconds=self._jumps.threshold_ns)
+        # rcl calls this when the ROS clock is set (use_sim_time and /clock) and jumps
+        self._clock_jump_handle = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=threshold, min_backward=Duration(
+                nanoseconds=-self._jumps.threshold_ns), on_clock_change=True),
+            post_callback=self._on_clock_jump)
         g = self._sensor_group
         camera = camera_topics(self._param('color_topic'), self._param('depth_topic'),
                                self._param('camera_info_topic'), self._param('image_transport'),
@@ -171,9 +183,11 @@ class UnipixelNode(LifecycleNode):
                                      RELIABLE, callback_group=g),
             self.create_subscription(PointStamped, self._param('clicked_point_topic'),
                                      self._on_clicked_point, RELIABLE, callback_group=g)]
+        self._restart_tracking = False
+        self._closing = False
         self._slot.reopen()
         self._running = True
-        self._worker = threading.Thread(target=self._work, name='unipixel_worker', daemon=True)
+        self._worker = FrameWorker(self).thread
         self._worker.start()
         self._activated_at = time.monotonic()
         self._last_message = 'active: waiting for a command'
@@ -182,6 +196,7 @@ class UnipixelNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.close()
+        self._closing = False       # inactive, not shutting down: status still reports
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -199,19 +214,35 @@ class UnipixelNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def close(self) -> None:
-        """Stop the camera intake and the worker (before the node or its context goes away)."""
+        """Stop the camera intake and the worker and wait for them (idempotent).
+
+        Call it before the context shuts down: once this returns, no thread of this node
+        publishes (the worker is joined; anything racing it drops its message, see
+        :meth:`_publish_safely`).
+        """
+        self._closing = True
+        if self._clock_jump_handle is not None:
+            self._clock_jump_handle.unregister()
+            self._clock_jump_handle = None
         if self._intake is not None:
             self._intake.close()
             self._intake = None
         self._running = False
         self._slot.close()
         if self._worker is not None:
-            self._worker.join(timeout=5.0)
+            self._worker.join(timeout=10.0)
+            if self._worker.is_alive():
+                self.get_logger().error('the worker thread did not stop within 10 s')
             self._worker = None
         if self._queries is not None:
-            self._queries.fail_pending('node is shutting down')
+            self._queries.fail_pending('the node stopped (deactivated or shutting down)')
+            if not self._queries.wait_idle(5.0):
+                self.get_logger().error('a service or action callback did not end within 5 s')
 
     def _release(self) -> None:
+        if getattr(self, '_status_timer', None) is not None:
+            self.destroy_timer(self._status_timer)
+            self._status_timer = None
         if self._queries is not None:
             self._queries.destroy()
             self._queries = None     # not `_services`: rclpy.Node keeps its own list there
@@ -228,23 +259,57 @@ class UnipixelNode(LifecycleNode):
         if isinstance(msg, Exception):      # a compressed frame that could not be decoded
             self._report(f'bad compressed {name} frame: {msg}', error=True)
             return
-        old = self._sync.dropped_old
-        self._sync.add(index, msg)
-        if self._sync.dropped_old > old:
+        sync, t = self._sync, stamp_ns(msg)
+        back = self._jumps.check_message(index, t, sync.last_emitted_ns(index))
+        if back is not None:
+            self._time_jump(f'{name} stamps went back by {back * 1e-9:.3f} s '
+                            f'for {self._jumps.confirm_messages} messages in a row')
+        old = sync.dropped_old
+        sync.add(index, msg)
+        if sync.dropped_old > old:
             s = msg.header.stamp
             self._report(f'dropped a {name} message with an out-of-order stamp '
                          f'({s.sec}.{s.nanosec:09d} s is not newer than the last synchronised '
                          'frame)', error=True)
 
     def _on_synced(self, color: Image, depth: Image, info: CameraInfo) -> None:
-        stamp_ns = color.header.stamp.sec * 1_000_000_000 + color.header.stamp.nanosec
-        if stamp_ns <= self._last_stamp_ns:
-            self._report(f'dropped a frame with an out-of-order stamp ({stamp_ns} ns <= '
+        # runs in the camera intake thread, under the synchroniser's lock
+        t, received = stamp_ns(color), time.monotonic()
+        if t <= self._last_stamp_ns:
+            self._report(f'dropped a frame with an out-of-order stamp ({t} ns <= '
                          f'{self._last_stamp_ns} ns)', error=True)
             return
-        self._last_stamp_ns = stamp_ns
-        self._stats.frame_in(1e-6 * (self.get_clock().now().nanoseconds - stamp_ns))
-        self._slot.put(Frame(color, depth, info, time.monotonic()))
+        ahead = self._jumps.check_set(t, received)
+        if ahead is not None:
+            self._time_jump(f'stamps jumped ahead of the clock by {ahead * 1e-9:.3f} s',
+                            reset_sync=False)   # this set is the new timeline: keep it
+        self._last_stamp_ns = t
+        self._stats.frame_in(1e-6 * (self.get_clock().now().nanoseconds - t))
+        self._slot.put(Frame(color, depth, info, received))
+
+    def _on_clock_jump(self, jump) -> None:
+        """The ROS clock jumped by more than ``time_jump_threshold_s`` (use_sim_time: /clock
+        went back, e.g. a simulator restart, or far ahead). Reset when the held stamps now
+        belong to another timeline; when the camera stamps already told us (they may arrive
+        before /clock), there is nothing left to do."""
+        last = self._last_stamp_ns
+        now = self.get_clock().now().nanoseconds
+        if last >= 0 and abs(now - last) > self._jumps.threshold_ns:
+            self._time_jump(f'the ROS clock jumped by {jump.delta.nanoseconds * 1e-9:+.3f} s')
+
+    def _time_jump(self, what: str, reset_sync: bool = True) -> None:
+        """Drop the state of the old timeline (synchroniser queues and last stamps, the frame
+        waiting for the worker, the tracker) and say so once on unipixel/status."""
+        if reset_sync:
+            self._sync.reset()
+            self._slot.discard()
+        self._jumps.reset()
+        self._last_stamp_ns = -1
+        self._restart_tracking = True
+        message = (f'time jump: {what}; dropped the synchronised frames, the last stamps and '
+                   'the tracked target')
+        self.get_logger().warning(message)
+        self._report(message)
 
     def _on_speech(self, msg: String) -> None:
         try:
@@ -268,124 +333,20 @@ class UnipixelNode(LifecycleNode):
     def _on_clicked_point(self, msg: PointStamped) -> None:
         self._queries.click(msg)
 
-    # ---- worker ---------------------------------------------------------------------------------
     def request_command(self, action: CommandAction, expression: str) -> None:
         """Start following ``expression`` (or stop, for STOP) on the worker's next loop."""
         with self._lock:
             self._pending_command = (action, expression)
 
-    def _work(self) -> None:
-        while self._running:
-            frame = self._slot.take(timeout=0.1)
-            with self._lock:
-                pending, self._pending_command = self._pending_command, None
-            if pending is not None:
-                self._start_command(*pending)
-            if frame is None:
-                continue
-            try:
-                self._process(frame)
-            except Exception as exc:  # the worker must survive any single bad frame
-                self._report(f'frame failed: {type(exc).__name__}: {exc}', error=True)
-
-    def _start_command(self, action: CommandAction, expression: str) -> None:
-        if action == CommandAction.STOP:
-            self._session = None
-            self._queries.stop_tracking()
-            return
-        try:
-            t0 = time.perf_counter()
-            query = self._predictor.encode_text(expression)
-            encode_ms = (time.perf_counter() - t0) * 1e3
-        except Exception as exc:
-            self._reply(f'Sorry, I could not understand {expression!r}.')
-            self._report(f'text encoding failed: {exc}', error=True)
-            return
-        self._session = CommandSession(action, query, self._tracker,
-                                       self._param('pick_stable_frames'))
-        if action != CommandAction.TRACK:
-            self._queries.stop_tracking()   # a new command supersedes tracking
-        self._report(f'new command: {action.value} {expression!r} (text encoded in '
-                     f'{encode_ms:.0f} ms)')
-
-    def _process(self, frame: Frame) -> None:
-        frame.taken = time.monotonic()
-        try:
-            intr, rgb, depth_m = decode_rgbd(frame.color, frame.depth, frame.info,
-                                             self._param('depth_scale'))
-        except (MessageConversionError, GeometryError) as exc:
-            self._report(f'bad input frame: {exc}', error=True)
-            return
-        header = frame.color.header
-        self._last_frame_geometry = (intr, header.frame_id)
-        for job in self._queries.take_jobs():
-            self._run_job(job, rgb, depth_m, intr, header)
-        session = self._session
-        if session is None:
-            return
-        step = session.step(self._predictor, rgb, depth_m, intr,
-                            parameters.geometry_config(self._param),
-                            stamp_s=header.stamp.sec + header.stamp.nanosec * 1e-9)
-        self._stats.model_ms.append(step.answer.prediction.timings['total_ms'])
-        result = answer_to_result(step.answer, header, session.query.text, step.sentence,
-                                  self._param('publish_voxel_cloud'))
-        if self._to_target_frame(result):
-            self._publish(result, step, rgb, header, frame)
-
-    def _run_job(self, job: Job, rgb, depth_m, intr, header) -> None:
-        try:
-            if job.kind == 'point':
-                query = self._predictor.encode_point(*job.uv, rgb.shape[1], rgb.shape[0])
-                text = f'the object at pixel ({job.uv[0]:.0f}, {job.uv[1]:.0f})'
-            else:
-                query = self._predictor.encode_text(job.query)
-                text = job.query
-            answer = answer_frame(self._predictor, query, rgb, depth_m, intr,
-                                  parameters.geometry_config(self._param))
-            sentence = sentence_for(answer, describe=job.kind == 'point')
-            job.result = answer_to_result(answer, header, text, sentence,
-                                          self._param('publish_voxel_cloud'))
-            if not self._to_target_frame(job.result):
-                job.error = self._last_message
-            job.attributes = answer.prediction.attributes   # refined by the measured box
-            if job.kind == 'point':   # a description is also said
-                self._reply(sentence if answer.found else "I don't see an object there.")
-        except Exception as exc:
-            job.error = f'{type(exc).__name__}: {exc}'
-        finally:
-            job.done.set()
-
-    def _to_target_frame(self, result: ReferringResult) -> bool:
-        """Re-express the result in ``target_frame``; False (reported) when that is impossible."""
-        try:
-            transform = self._frames.transform_for(result.header.frame_id, result.header.stamp)
-            if transform is not None:
-                transform_result(result, transform, self._frames.target_frame)
-            return True
-        except FrameError as exc:
-            self._report(str(exc), error=True)
-            return False
-
-    def _publish(self, result: ReferringResult, step, rgb, header, frame: Frame) -> None:
-        pubs = self._pubs
-        if not pubs:
-            return
-        pubs['result'].publish(result)
-        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
-        self._stats.latencies_ms.append(1e3 * (self.get_clock().now().nanoseconds * 1e-9 - stamp))
-        publish_outputs(pubs, result, rgb, header, measured=step.answer.geometry is not None,
-                        pick=step.pick)
-        if step.reply is not None:
-            self._reply(step.reply)
-        track = step.answer.track
-        self._queries.feedback(result, 0 if track is None else track.consecutive_misses)
-        self._stats.frame_out(frame.received, frame.taken)
+    def _publish_safely(self, publish) -> bool:
+        """``publish()`` unless the node is shutting down (see ``outputs.publish_unless_closed``)."""
+        return publish_unless_closed(publish, lambda: self._closing or not self.context.ok())
 
     # ---- status ---------------------------------------------------------------------------------
     def _reply(self, text: str) -> None:
         pub = self._pubs.get('reply')
         if pub is not None:
-            pub.publish(String(data=text))
+            self._publish_safely(lambda: pub.publish(String(data=text)))
 
     def _report(self, message: str, error: bool = False) -> None:
         self._last_message = message
@@ -412,12 +373,14 @@ class UnipixelNode(LifecycleNode):
         query = session.query.text if session is not None else ''
         state = ('tracking' if query else 'idle') if self._subs else 'inactive'
         now = self.get_clock().now().to_msg()
-        pub.publish(self._stats.to_msg(now, state, query, self._last_message, self._slot.dropped))
-        self._pubs['diagnostics'].publish(build_diagnostic_array(
+        msg = self._stats.to_msg(now, state, query, self._last_message, self._slot.dropped)
+        diagnostics = build_diagnostic_array(
             self._stats.diagnostics(self._slot.dropped, self._param('engine'),
                                     self._param('device')),
             parameters.diagnostic_thresholds(self._param), node_name=self.get_name(),
-            hardware_id=self._param('color_topic'), stamp=now))
+            hardware_id=self._param('color_topic'), stamp=now)
+        self._publish_safely(lambda: pub.publish(msg))
+        self._publish_safely(lambda: self._pubs['diagnostics'].publish(diagnostics))
 
 
 def main(args=None) -> int:
