@@ -105,3 +105,10 @@ def test_eval_dataset_puts_several_sources_side_by_side(tmp_path, capsys):
                  'shifted', '--json', str(single), '--no-progress']) == 0
     flat = json.loads(single.read_text())
     assert flat['queries'] == 2 and 'by_type' in flat and flat['split'] == 'shifted'
+
+
+def test_attributes_are_scored_only_for_targets_named_in_the_vocabulary():
+    from unipixel_ros.training.evaluation import _in_vocabulary
+    assert _in_vocabulary({'category': 'cup', 'color': 'red', 'size': 'small'})
+    assert not _in_vocabulary({'category': 'object', 'color': 'red', 'size': 'small'})
+    assert not _in_vocabulary({'category': 'cup', 'color': 'brown', 'size': 'small'})

@@ -6,6 +6,10 @@ the found object's geometry, and, with a metric attribute head loaded, its categ
 re-decided from the measured 3D box), then scored at full resolution against the stored
 instance mask with :class:`ReferringMetrics`.
 
+Attributes are scored only for targets whose category, colour and size are in the model's
+vocabularies (a randomized distractor is an 'object', possibly 'brown' or 'grey'); such
+targets still count for every mask and found / not-found metric.
+
 Scenes of the randomized generator name their held-out factor values (``meta.json``
 ``factors['held_out']``: texture, lighting, camera_profile, elevation_deg, distance_m,
 shape_variant, color_extended, pattern, language); :func:`evaluate` then also reports the
@@ -21,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from unipixel_ros.dataset.reader import load_scene, scene_dirs
+from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES
 from unipixel_ros.inference.answer import answer_frame
 
 from .metrics import ReferringMetrics
@@ -61,7 +66,9 @@ def evaluate(predictor, data: str | Path, limit_scenes: int = 0, progress: bool 
             exists = target is not None
             gt = rec.instances == (target + 1) if exists else np.zeros(rec.instances.shape, bool)
             attr_ok = heads = None
-            if exists:
+            # a target named outside the model's vocabularies (randomized distractors 'object',
+            # colours 'brown', 'grey') cannot be described right: its attributes are not scored
+            if exists and _in_vocabulary(rec.objects[target]):
                 obj = rec.objects[target]
                 heads = tuple(pred.attributes[key][0] == obj[key]
                               for key in ('category', 'color', 'size'))
@@ -79,6 +86,12 @@ def evaluate(predictor, data: str | Path, limit_scenes: int = 0, progress: bool 
     if has_factors:
         result['by_held_out'] = {k: by_factor[k].summary() for k in sorted(by_factor)}
     return result
+
+
+def _in_vocabulary(obj: dict) -> bool:
+    """Whether the object's category, colour and size are all words the model's heads know."""
+    return (obj.get('category') in CATEGORIES and obj.get('color') in COLORS
+            and obj.get('size') in SIZES)
 
 
 #: Bucket of the expressions whose scene has no held-out factor value and whose wording is
