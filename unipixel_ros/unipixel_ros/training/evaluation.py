@@ -237,7 +237,9 @@ def plot_comparison(comparison: dict, png: str | Path) -> None:
 
     order = comparison['order']
     res = [comparison['datasets'][k] for k in order]
-    with_factors = [(k, r) for k, r in zip(order, res) if r.get('by_held_out')]
+    # a source whose every query is in 'none' (in-distribution) has nothing to break down
+    with_factors = [(k, r) for k, r in zip(order, res)
+                    if set(r.get('by_held_out') or ()) - {NO_HELD_OUT}]
     rows = 3 + len(with_factors)
     fig, axes = plt.subplots(rows, 1, figsize=(11, 3.3 * rows))
     w = 0.8 / max(len(order), 1)
@@ -252,10 +254,10 @@ def plot_comparison(comparison: dict, png: str | Path) -> None:
                     ax.text(b.get_x() + b.get_width() / 2, b.get_height() + 1, f'{v:.0f}',
                             ha='center', va='bottom', fontsize=6)
         ax.set_xticks(np.arange(len(groups)) + w * (len(series) - 1) / 2, groups, fontsize=8)
-        ax.set_ylim(0, 110)
+        ax.set_ylim(0, 125)
         ax.set_ylabel('%')
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7, loc='lower right')
+        ax.legend(fontsize=7, loc='upper center', ncol=len(series))
 
     grouped(axes[0], list(HEADLINE), [[r.get(k) for k in HEADLINE] for r in res],
             [f"{k} (n={r['queries']})" for k, r in zip(order, res)], 'overall')
@@ -278,11 +280,11 @@ def plot_comparison(comparison: dict, png: str | Path) -> None:
                    0.8 / len(keys), label=key)
         ax.set_xticks(np.arange(len(factors)) + 0.8 / len(keys),
                       [f"{f}\n(n={r['by_held_out'][f]['samples']})" for f in factors], fontsize=7)
-        ax.set_ylim(0, 105)
+        ax.set_ylim(0, 125)
         ax.set_ylabel('%')
         ax.set_title(f'{label}: by held-out factor of the scene (language: of the expression)',
                      fontsize=10)
-        ax.legend(fontsize=7, loc='lower right')
+        ax.legend(fontsize=7, loc='upper center', ncol=len(keys))
     fig.tight_layout()
     Path(png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=100)
