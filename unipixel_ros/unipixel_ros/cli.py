@@ -168,29 +168,68 @@ def cmd_eval_resolver(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_dataset(args: argparse.Namespace) -> int:
-    """``unipixel-ros eval-dataset``: RefCOCO-style metrics of a model on a generated dataset."""
-    from unipixel_ros.training.evaluation import evaluate, plot_eval
+    """``unipixel-ros eval-dataset``: RefCOCO-style metrics of a model on generated datasets.
 
+    One ``--data``: the metrics JSON (overall, ``by_type``, and ``by_held_out`` for randomized
+    scenes). Several: every source with the same loaded model, a side-by-side table on stdout
+    and ``{'datasets': {label: metrics}, 'order': [...]}`` plus the model's record in the JSON.
+    """
     if getattr(args, 'candidates', None) or getattr(args, 'backend', 'unipixel') == 'sam3':
         if not getattr(args, 'candidates', None):
             args.candidates = 'model'
+        if len(args.data) != 1:
+            print('unipixel-ros eval-dataset: the referring resolver evaluates one --data at a '
+                  'time', file=sys.stderr)
+            return 2
+        from unipixel_ros.training.evaluation import parse_source
+        _label, args.data, args.split = parse_source(args.data[0], args.split)
         return cmd_eval_resolver(args)
+    from unipixel_ros.training.evaluation import (comparison_table, evaluate, evaluate_many,
+                                                  parse_source, plot_comparison, plot_eval)
 
+    try:
+        sources = [parse_source(text, args.split) for text in args.data]
+    except ValueError as exc:
+        print(f'unipixel-ros eval-dataset: {exc}', file=sys.stderr)
+        return 2
+    if len({label for label, _, _ in sources}) != len(sources):
+        print('unipixel-ros eval-dataset: two --data sources have the same label; name them '
+              'LABEL=DIR[:SPLIT]', file=sys.stderr)
+        return 2
     code, checkpoint, predictor = load_predictor_from_args(args, 'unipixel-ros eval-dataset',
                                                   device=args.device)
     if code:
         return code
-    result = evaluate(predictor, args.data, limit_scenes=args.limit_scenes,
-                      progress=not args.no_progress, split=args.split)
+    rewrite = None
     if args.paraphrase:
-        from unipixel_ros.training.paraphrase import paraphrase
-        reworded = evaluate(predictor, args.data, limit_scenes=args.limit_scenes,
-                            progress=not args.no_progress, rewrite=paraphrase, split=args.split)
+        from unipixel_ros.training.paraphrase import paraphrase as rewrite
+    import hashlib
+    # the file name and its hash identify the model without writing a machine's path
+    record = dict(checkpoint=Path(checkpoint).name,
+                  checkpoint_sha256=hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest(),
+                  engine=args.engine, **decision_record(predictor))
+    if len(sources) > 1:
+        result = evaluate_many(predictor, sources, limit_scenes=args.limit_scenes,
+                               progress=not args.no_progress, rewrite=rewrite)
+        result.update(record)
+        print(comparison_table(result))
+        if args.json:
+            out = Path(args.json)
+            _write_json(out, result)
+            plot_comparison(result, out.with_suffix('.png'))
+            print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+        return 0
+    _label, data, split = sources[0]
+    result = evaluate(predictor, data, limit_scenes=args.limit_scenes,
+                      progress=not args.no_progress, split=split)
+    if rewrite is not None:
+        reworded = evaluate(predictor, data, limit_scenes=args.limit_scenes,
+                            progress=not args.no_progress, rewrite=rewrite, split=split)
         result['paraphrase'] = {k: reworded[k] for k in ('ciou', 'miou', 'prec_50',
                                                          'target_acc', 'no_target_acc')}
-    result.update(checkpoint=str(checkpoint), engine=args.engine, data=str(args.data),
-                  split=args.split or 'all', **decision_record(predictor))
-    print(json.dumps({k: v for k, v in result.items() if k != 'by_type'}, indent=2))
+    result.update(data=str(data), split=split or 'all', **record)
+    print(json.dumps({k: v for k, v in result.items() if k not in ('by_type', 'by_held_out')},
+                     indent=2))
     if args.json:
         out = Path(args.json)
         _write_json(out, result)
@@ -405,7 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser('eval-dataset', help='RefCOCO-style metrics of the model on a generated '
                                              'dataset (the closed loop: unipixel-sim '
                                              'eval-closed-loop)')
-    ev.add_argument('--data', required=True, help='dataset folder (every split is test data unless --split)')
+    ev.add_argument('--data', required=True, action='append', metavar='[LABEL=]DIR[:SPLIT]',
+                    help='dataset folder (every split of train/val/test is test data unless '
+                         '--split or :SPLIT, one of train, val, test, shifted, all); repeat to '
+                         'evaluate several datasets / splits side by side')
     ev.add_argument('--json', help='write metrics here (and a PNG chart beside it)')
     ev.add_argument('--checkpoint', help=CKPT_HELP)
     ev.add_argument('--engine', default='torch', choices=('torch', 'onnxruntime', 'tensorrt'))
@@ -413,7 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_decision_arguments(ev)
     ev.add_argument('--limit-scenes', type=int, default=0, help='first N scenes only (0 = all)')
     ev.add_argument('--split', choices=('train', 'val', 'test', 'shifted'), default=None,
-                    help='only this split of the dataset (default: every scene)')
+                    help='only this split of each --data without its own :SPLIT (default: '
+                         'train + val + test; shifted = the held-out factor scenes)')
     ev.add_argument('--paraphrase', action='store_true',
                     help='also evaluate every query reworded with out-of-grammar synonyms')
     ev.add_argument('--no-progress', action='store_true')

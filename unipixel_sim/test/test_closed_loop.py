@@ -78,3 +78,40 @@ def test_write_report_writes_json_and_png(gt_report, tmp_path):
     assert json.loads(out.read_text())['scenes'] == 4
     assert (tmp_path / 'loop.png').stat().st_size > 1000
     assert 'ground-truth mask' in closed_loop.summary_line(gt_report)
+
+
+def test_randomized_scenes_run_the_loop_and_report_held_out_factors(tmp_path):
+    """Shifted randomized scenes (sensor images, held-out values): the ground-truth picker runs
+    on them, every trial names its scene's held-out factors, and the report groups by them."""
+    report = closed_loop.evaluate_closed_loop(None, scenes=2, seed=700000, absent=0,
+                                              pickers=('gt_mask',), progress=False,
+                                              generator='randomized', split='shifted')
+    assert report['scenes'] == 2 and report['generator'] == 'randomized'
+    for trial in report['trials']:
+        assert trial['held_out'], trial            # a shifted scene always holds one out
+        assert trial['gt_mask']['mask_iou'] == 1.0
+    factors = report['by_held_out']
+    assert sum(v['commands'] for v in factors.values()) >= 2
+    assert all(v['pick_success_rate'] is None for v in factors.values())   # no model
+    closed_loop.write_report(report, str(tmp_path / 'r.json'))
+    assert (tmp_path / 'r.png').stat().st_size > 1000
+
+
+def test_randomized_scene_matches_the_dataset_generator():
+    """The loop's randomized scene is the one `generate --generator randomized` writes: same
+    sensor image and the same first expressions (the loop asks for more of them)."""
+    from unipixel_sim.generate import render_scene
+    scene = closed_loop.randomized_loop_scene(950001, 'train', n_expressions=4)
+    written = render_scene(950001, generator='randomized', split='train')
+    assert np.array_equal(scene.frame.rgb, written.frame.rgb)
+    assert np.array_equal(scene.frame.depth, written.frame.depth)
+    assert [e['text'] for e in scene.expressions] == [e['text'] for e in written.expressions]
+    assert scene.held_out == []
+
+
+def test_shifted_closed_loop_needs_the_randomized_generator(tmp_path, capsys):
+    assert sim_main(['eval-closed-loop', '--scenes', '1', '--split', 'shifted',
+                     '--json', str(tmp_path / 'r.json')]) == 2
+    assert 'randomized' in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        closed_loop.scene_source('default', 'shifted')

@@ -25,6 +25,11 @@ starts at 100000 and the test set at 900000, the default here is 700000):
    when the model reports the object found and the geometry yields a valid grasp (what makes
    unipixel_node publish on ``unipixel/pick``).
 
+``--generator randomized [--split shifted]`` takes the scenes from the randomized generator
+instead (:func:`randomized_loop_scene`: the same scene, sensor effects and expression functions
+as ``unipixel-sim generate --generator randomized``); trials then record the scene's held-out
+factors and the report adds ``by_held_out``.
+
 This runs the library path in one process (no DDS) so that 100+ trials fit in minutes on 2
 cores; ``make demo`` runs the same path through the real ROS 2 processes.
 """
@@ -69,6 +74,87 @@ class PickAttempt:
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class LoopScene:
+    """One settled, rendered scene of the closed loop.
+
+    Attributes:
+        seed: scene seed.
+        model, data: the MuJoCo world with the Panda, settled, arm parked (the executor's
+            starting state).
+        frame: the head camera's view (what ``sim_camera`` publishes: 640x480 RGB, depth in
+            metres, instances, intrinsics, optical-frame pose, object ground truth).
+        expressions: the scene's expression dicts (targets index ``frame.objects``).
+        held_out: the scene's held-out factors (randomized generator; [] otherwise).
+    """
+
+    seed: int
+    model: mujoco.MjModel
+    data: mujoco.MjData
+    frame: object
+    expressions: List[dict]
+    held_out: List[str]
+
+
+def default_loop_scene(seed: int, n_expressions: int = 8) -> LoopScene:
+    """A scene of the default generator (:func:`unipixel_sim.scene.generate_scene`)."""
+    spec = generate_scene(seed)
+    model = build_model(spec, with_robot=True)
+    data = mujoco.MjData(model)
+    set_observe_pose(model, data)
+    settle(model, data)
+    with SceneRenderer(model, 640, 480, scene=spec) as renderer:
+        frame = renderer.render(data, 'head')
+    expressions, _ = make_expressions([o.to_dict() for o in frame.objects],
+                                      np.random.default_rng([spec.seed, _EXPRESSION_STREAM]),
+                                      n=n_expressions, min_visible_pixels=MIN_VISIBLE_PIXELS)
+    return LoopScene(spec.seed, model, data, frame, expressions, [])
+
+
+def randomized_loop_scene(seed: int, split: str = 'train', n_expressions: int = 8) -> LoopScene:
+    """A scene of the randomized generator, as ``generate --generator randomized`` makes it:
+    :func:`~unipixel_sim.randomized.generate_random_scene`, the camera image and depth through
+    :mod:`unipixel_sim.sensor` (RGB effects; noisy, quantised depth with holes), expressions
+    from :func:`~unipixel_sim.language.make_randomized_expressions` (held-out wordings on the
+    shifted split). ``split``: 'train' (in-distribution factor values) or 'shifted'."""
+    from . import sensor
+    from .language import make_randomized_expressions
+    from .randomized import build_random_model, generate_random_scene, object_truth_extras
+    spec = generate_random_scene(seed, split)
+    model = build_random_model(spec, with_robot=True)
+    data = mujoco.MjData(model)
+    set_observe_pose(model, data)
+    settle(model, data)
+    with SceneRenderer(model, 640, 480, scene=spec) as renderer:
+        frame = renderer.render(data, 'head')
+    split_index = 0 if split == 'train' else 1
+    frame.rgb = sensor.apply_rgb(frame.rgb, spec.sensor,
+                                 np.random.default_rng([seed, split_index, 0xC0102]))
+    frame.depth = sensor.apply_depth(frame.depth, spec.sensor, frame.intrinsics.fx)
+    objects = [dict(o.to_dict(), **e) for o, e in zip(frame.objects, object_truth_extras(spec))]
+    expressions, _ = make_randomized_expressions(
+        objects, np.random.default_rng([seed, _EXPRESSION_STREAM, split_index]),
+        n=n_expressions, min_visible_pixels=MIN_VISIBLE_PIXELS,
+        held_out_language=(split == 'shifted'))
+    return LoopScene(int(seed), model, data, frame, expressions,
+                     list(spec.factors.get('held_out', [])))
+
+
+def scene_source(generator: str = 'default', split: str = 'train'
+                 ) -> Callable[[int], LoopScene]:
+    """seed -> :class:`LoopScene` for ``generator`` 'default' or 'randomized' (``split``
+    'train' or 'shifted', randomized only)."""
+    if generator == 'default':
+        if split != 'train':
+            raise ValueError('the shifted split needs the randomized generator')
+        return default_loop_scene
+    if generator != 'randomized':
+        raise ValueError(f"generator must be 'default' or 'randomized', got {generator!r}")
+    if split not in ('train', 'shifted'):
+        raise ValueError(f"split must be 'train' or 'shifted', got {split!r}")
+    return lambda seed: randomized_loop_scene(seed, split)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -145,68 +231,79 @@ class ClosedLoop:
 
 def evaluate_closed_loop(predictor, scenes: int = 100, seed: int = DEFAULT_SEED, absent: int = 30,
                          pickers=('model', 'gt_mask', 'random'), progress: bool = True,
-                         on_trial: Optional[Callable[[dict], None]] = None) -> dict:
+                         on_trial: Optional[Callable[[dict], None]] = None,
+                         generator: str = 'default', split: str = 'train') -> dict:
     """Run ``scenes`` positive commands (and ``absent`` absent-object ones); see the module
-    docstring. Returns the JSON-ready report (rates in 0..1)."""
+    docstring. Scenes come from ``generator`` ('default' or 'randomized', ``split`` 'train' or
+    'shifted'); when the positive scenes hold fewer than ``absent`` absent-object expressions,
+    further scenes are rendered for absent commands only. Returns the JSON-ready report (rates
+    in 0..1)."""
     from tqdm import tqdm
 
+    make_scene = scene_source(generator, split)
     loop = ClosedLoop(predictor)
     rng = np.random.default_rng(seed)
     trials: List[dict] = []
     absent_trials: List[dict] = []
+    want_absent = absent if predictor is not None else 0
     scene_seed, t0 = seed, time.perf_counter()
-    bar = tqdm(total=scenes, desc='closed loop', unit='cmd', disable=not progress, file=sys.stderr)
-    while len(trials) < scenes:
-        spec = generate_scene(scene_seed)
+    bar = tqdm(total=scenes + want_absent, desc='closed loop', unit='cmd', disable=not progress,
+               file=sys.stderr)
+    while len(trials) < scenes or len(absent_trials) < want_absent:
+        if len(trials) >= scenes and scene_seed - seed > 20 * (scenes + want_absent):
+            break                 # a generator without absent expressions: stop, say how many
+        scene = make_scene(scene_seed)
         scene_seed += 1
-        model = build_model(spec, with_robot=True)
-        data = mujoco.MjData(model)
-        set_observe_pose(model, data)
-        settle(model, data)
-        with SceneRenderer(model, 640, 480, scene=spec) as renderer:
-            frame = renderer.render(data, 'head')
+        frame, model, data = scene.frame, scene.model, scene.data
         objects = frame.objects
-        expressions, _ = make_expressions([o.to_dict() for o in objects],
-                                          np.random.default_rng([spec.seed, _EXPRESSION_STREAM]),
-                                          n=8, min_visible_pixels=MIN_VISIBLE_PIXELS)
-        wanted = POSITIVE_TYPES[len(trials) % len(POSITIVE_TYPES)]
-        expr = _choose(expressions, objects, wanted, absent=False)
-        if expr is None:
-            continue
-        target = int(expr['target'])
-        executor = GraspExecutor(model, data)
-        record = {'scene_seed': spec.seed, 'text': expr['text'], 'type': expr['type'],
-                  'target': f'obj_{target}', 'category': objects[target].category}
-        if 'model' in pickers and predictor is not None:
-            answer, ms = loop.predict(expr['text'], frame)
-            record['model'] = loop.attempt(executor, frame, answer.mask, target, answer.found,
-                                           ms).to_dict()
-        if 'gt_mask' in pickers:
-            record['gt_mask'] = loop.attempt(executor, frame, frame.instances == target + 1,
-                                             target).to_dict()
-        if 'random' in pickers:
-            visible = [o.index for o in objects if o.visible_pixels >= MIN_VISIBLE_PIXELS]
-            pick = int(visible[int(rng.integers(len(visible)))])
-            attempt = loop.attempt(executor, frame, frame.instances == pick + 1, target)
-            if pick != target:     # a wrong object lifted is a failure however well it went
-                attempt.success = False
-                attempt.reason = f'picked obj_{pick}, not the target ({attempt.reason})'
-            record['random'] = attempt.to_dict()
-        trials.append(record)
-        if on_trial:
-            on_trial(record)
-        if len(absent_trials) < absent and predictor is not None:
+        expressions = scene.expressions
+        executor = None
+        if len(trials) < scenes:
+            wanted = POSITIVE_TYPES[len(trials) % len(POSITIVE_TYPES)]
+            expr = _choose(expressions, objects, wanted, absent=False)
+            if expr is None:
+                continue
+            target = int(expr['target'])
+            executor = GraspExecutor(model, data)
+            record = {'scene_seed': scene.seed, 'text': expr['text'], 'type': expr['type'],
+                      'target': f'obj_{target}', 'category': objects[target].category}
+            if generator != 'default':
+                record.update(held_out=scene.held_out,
+                              held_out_words=expr.get('held_out_words', []))
+            if 'model' in pickers and predictor is not None:
+                answer, ms = loop.predict(expr['text'], frame)
+                record['model'] = loop.attempt(executor, frame, answer.mask, target,
+                                               answer.found, ms).to_dict()
+            if 'gt_mask' in pickers:
+                record['gt_mask'] = loop.attempt(executor, frame, frame.instances == target + 1,
+                                                 target).to_dict()
+            if 'random' in pickers:
+                visible = [o.index for o in objects if o.visible_pixels >= MIN_VISIBLE_PIXELS]
+                pick = int(visible[int(rng.integers(len(visible)))])
+                attempt = loop.attempt(executor, frame, frame.instances == pick + 1, target)
+                if pick != target:   # a wrong object lifted is a failure however well it went
+                    attempt.success = False
+                    attempt.reason = f'picked obj_{pick}, not the target ({attempt.reason})'
+                record['random'] = attempt.to_dict()
+            trials.append(record)
+            bar.update(1)
+            if on_trial:
+                on_trial(record)
+        if len(absent_trials) < want_absent:
             neg = _choose(expressions, objects, '', absent=True)
             if neg is not None:
                 answer, _ = loop.predict(neg['text'], frame)
                 grasp = None if answer.geometry is None else answer.geometry.best_grasp
-                absent_trials.append({'scene_seed': spec.seed, 'text': neg['text'],
-                                      'found': bool(answer.found),
-                                      'score': round(answer.score, 4),
-                                      'grasp_published': grasp is not None})
+                row = {'scene_seed': scene.seed, 'text': neg['text'],
+                       'found': bool(answer.found), 'score': round(answer.score, 4),
+                       'grasp_published': grasp is not None}
+                if generator != 'default':
+                    row.update(held_out=scene.held_out,
+                               held_out_words=neg.get('held_out_words', []))
+                absent_trials.append(row)
+                bar.update(1)
         bar.set_postfix(ok=sum(t.get('model', {}).get('success', False) for t in trials),
                         refresh=False)
-        bar.update(1)
     bar.close()
 
     def rate(key: str, rows: List[dict]) -> Optional[float]:
@@ -235,11 +332,39 @@ def evaluate_closed_loop(predictor, scenes: int = 100, seed: int = DEFAULT_SEED,
         'model_mask_iou_median': round(float(np.median(ious)), 4) if ious else None,
         'model_centroid_error_m_median': round(float(np.median(errs)), 4) if errs else None,
         'by_type': by_type,
+        'generator': generator, 'split': split,
         'wall_s': round(time.perf_counter() - t0, 1),
         'trials': trials,
         'absent_trials': absent_trials,
     }
+    if generator != 'default':
+        report['by_held_out'] = _by_held_out(trials, absent_trials, rate)
     return report
+
+
+def _held_out_names(row: dict) -> List[str]:
+    """Scene-level held-out factors of a trial ('language' only when its own wording is held
+    out; 'none' when nothing is), as in ``unipixel_ros.training.evaluation``."""
+    names = [f for f in row.get('held_out', []) if f != 'language']
+    if row.get('held_out_words'):
+        names.append('language')
+    return names or ['none']
+
+
+def _by_held_out(trials: List[dict], absent_trials: List[dict], rate) -> Dict[str, dict]:
+    """Per held-out factor: positive commands, pick success (model, ground-truth mask),
+    absent commands and their no-grasp rate."""
+    out: Dict[str, dict] = {}
+    names = sorted({n for r in trials + absent_trials for n in _held_out_names(r)})
+    for name in names:
+        rows = [r for r in trials if name in _held_out_names(r)]
+        neg = [a for a in absent_trials if name in _held_out_names(a)]
+        out[name] = {'commands': len(rows), 'pick_success_rate': rate('model', rows),
+                     'gt_mask_success_rate': rate('gt_mask', rows),
+                     'absent_commands': len(neg),
+                     'absent_no_grasp_rate': (round(1 - sum(a['grasp_published'] for a in neg)
+                                                    / len(neg), 4) if neg else None)}
+    return out
 
 
 def plot_closed_loop(report: dict, png: str) -> None:
@@ -260,8 +385,12 @@ def plot_closed_loop(report: dict, png: str) -> None:
     ax.set_xticks(np.arange(len(types)) + 0.4 - w / 2, types)
     ax.set_ylim(0, 100)
     ax.set_ylabel('pick success, %')
-    ax.set_title(f"closed loop: {report['scenes']} commands, absent-object no-grasp "
-                 f"{100 * (report['absent_no_grasp_rate'] or 0):.0f}%")
+    source = report.get('generator', 'default')
+    if source != 'default':
+        source += f" {report.get('split', 'train')}"
+    ax.set_title(f"closed loop ({source} scenes): {report['scenes']} commands, absent-object "
+                 f"no-grasp {100 * (report['absent_no_grasp_rate'] or 0):.0f}% of "
+                 f"{report['absent_commands']}")
     ax.legend(loc='upper right', fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=110)

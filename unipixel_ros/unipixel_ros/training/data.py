@@ -90,8 +90,14 @@ class TrainingCache:
 
 
 def _attr_indices(obj: dict) -> list[int]:
-    return [CATEGORIES.index(obj['category']), COLORS.index(obj['color']),
-            SIZES.index(obj['size'])]
+    """[category, colour, size] vocabulary indices of one object's ground truth.
+
+    A name outside the vocabulary (a randomized distractor's category 'object', colours such as
+    'brown' or 'grey') gives -1, the index every attribute loss ignores; it is never mapped to
+    a real class.
+    """
+    return [vocab.index(obj.get(key)) if obj.get(key) in vocab else -1
+            for key, vocab in (('category', CATEGORIES), ('color', COLORS), ('size', SIZES))]
 
 
 def build_cache(root: str | Path, split: str | None, height: int, width: int, text_encoder,

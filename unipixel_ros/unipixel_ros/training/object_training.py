@@ -188,9 +188,13 @@ def object_step_loss(net: UniPixelNet, batch: dict, prompts: tuple, mask_objects
 
     pooled = obj['pooled'][:, :m][valid]                                  # (P, D)
     attrs = batch['attrs'][valid]                                         # (P, 3)
+    # -1 = a name outside the vocabulary (randomized distractors): ignored; a head with no
+    # known label in the batch is left out (cross_entropy over zero labels is NaN)
     attr_terms = [F.cross_entropy(head(pooled), attrs[:, j], ignore_index=-1)
-                  for j, head in enumerate((net.category_head, net.color_head, net.size_head))]
-    parts['attributes'] = torch.stack(attr_terms).mean()
+                  for j, head in enumerate((net.category_head, net.color_head, net.size_head))
+                  if bool((attrs[:, j] >= 0).any())]
+    parts['attributes'] = (torch.stack(attr_terms).mean() if attr_terms
+                           else pooled.sum() * 0)
 
     qs = batch['q_scene']
     prompt, prompt_mask = prompts
