@@ -17,8 +17,9 @@ LAYERS = ('base', 'perception', 'dataset', 'language', 'model', 'engines', 'back
           'training', 'ros', 'benchmarks', 'cli')
 #: Top-level modules of the base layer.
 BASE = ('paths', 'machine')
-#: Modules that may import rclpy: the ROS layer and the node benchmark (a ROS client).
-RCLPY_ALLOWED = ('ros', 'benchmarks.node')
+#: Modules that may import rclpy: the ROS layer and the benchmarks that drive a real node as ROS
+#: clients (node, soak).
+RCLPY_ALLOWED = ('ros', 'benchmarks.node', 'benchmarks.soak')
 
 
 def _layer(module: str) -> str:
