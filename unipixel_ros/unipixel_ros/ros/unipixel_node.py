@@ -367,8 +367,7 @@ class UnipixelNode(LifecycleNode):
             self._queries.stop_tracking()   # a new command supersedes tracking
         self._commands_started += 1
         self._report(f'new command #{self._commands_started}: {action.value} {expression!r} '
-                     f'(text encoded in '
-                     f'{encode_ms:.0f} ms)')
+                     f'(text encoded in {encode_ms:.0f} ms)')
 
     def _process(self, frame: Frame) -> None:
         frame.taken = time.monotonic()
