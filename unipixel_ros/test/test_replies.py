@@ -79,8 +79,8 @@ def predictor(tmp_path_factory):
     return pred
 
 
-def run_session(predictor, action: CommandAction, pattern: str, max_misses: int = 3):
-    """Step a session over frames; '1' frames are answered with exists_threshold 0 (found),
+def follow(predictor, action: CommandAction, pattern: str, max_misses: int = 3):
+    """Follow a command over frames; '1' frames are answered with exists_threshold 0 (found),
     '0' frames with 1.0 (nothing can reach it). Returns the steps."""
     from dataclasses import replace
 
@@ -91,21 +91,21 @@ def run_session(predictor, action: CommandAction, pattern: str, max_misses: int 
     rgb = np.full((H, W, 3), 120, np.uint8)
     depth = np.full((H, W), 0.7, np.float32)
     base = predictor.settings
-    session = CommandSession(action, predictor.encode_text(Q),
+    command = CommandSession(action, predictor.encode_text(Q),
                              ObjectTracker(max_misses=max_misses), pick_stable_frames=2)
     steps = []
     try:
         for i, c in enumerate(pattern):
             predictor.settings = replace(base, exists_threshold=0.0 if c == '1' else 1.0)
-            steps.append(session.step(predictor, rgb, depth, INTR, stamp_s=0.1 * i))
+            steps.append(command.step(predictor, rgb, depth, INTR, stamp_s=0.1 * i))
             assert steps[-1].answer.found == (c == '1')
     finally:
         predictor.settings = base
-    return session, steps
+    return command, steps
 
 
-def test_session_pick_speaks_once_and_picks_once(predictor):
-    _, steps = run_session(predictor, CommandAction.PICK, '1101110001111')
+def test_command_pick_speaks_once_and_picks_once(predictor):
+    _, steps = follow(predictor, CommandAction.PICK, '1101110001111')
     assert [s.reply for s in steps if s.reply] == [steps[0].sentence]
     assert steps[0].sentence.startswith(f'I see {Q}')
     # every frame still has its own sentence for unipixel/result
@@ -114,17 +114,17 @@ def test_session_pick_speaks_once_and_picks_once(predictor):
     assert len(picks) <= 1
 
 
-def test_session_track_reports_a_real_loss_once(predictor):
-    _, steps = run_session(predictor, CommandAction.TRACK, '11' '0' '1' '000' '00' '11')
+def test_command_track_reports_a_real_loss_once(predictor):
+    _, steps = follow(predictor, CommandAction.TRACK, '11' '0' '1' '000' '00' '11')
     replies = [(i, s.reply) for i, s in enumerate(steps) if s.reply]
     assert [r for _, r in replies] == [steps[0].sentence, f'I lost {Q}.', f'I see {Q} again.']
     assert [i for i, _ in replies] == [0, 6, 9]
 
 
-def test_session_restart_tracking_does_not_say_lost(predictor):
+def test_command_restart_tracking_does_not_say_lost(predictor):
     """After a time jump the tracker restarts; a miss right after is not a loss."""
-    session, steps = run_session(predictor, CommandAction.TRACK, '11')
-    session.restart_tracking()
+    command, steps = follow(predictor, CommandAction.TRACK, '11')
+    command.restart_tracking()
     from tiny_node_setup import INTR, H, W
     from dataclasses import replace
     base = predictor.settings
@@ -132,7 +132,7 @@ def test_session_restart_tracking_does_not_say_lost(predictor):
     depth = np.full((H, W), 0.7, np.float32)
     try:
         predictor.settings = replace(base, exists_threshold=1.0)
-        replies = [session.step(predictor, rgb, depth, INTR).reply for _ in range(2)]
+        replies = [command.step(predictor, rgb, depth, INTR).reply for _ in range(2)]
     finally:
         predictor.settings = base
     assert replies == [None, None]

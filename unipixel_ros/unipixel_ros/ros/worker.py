@@ -70,8 +70,7 @@ class FrameWorker:
             node._queries.stop_tracking()   # a new command supersedes tracking
         node._commands_started += 1
         node._report(f'new command #{node._commands_started}: {action.value} {expression!r} '
-                     f'(text encoded in '
-                     f'{encode_ms:.0f} ms)')
+                     f'(text encoded in {encode_ms:.0f} ms)')
 
     def _process(self, frame: Frame) -> None:
         node = self.node
