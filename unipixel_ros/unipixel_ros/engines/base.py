@@ -17,6 +17,11 @@ class EngineError(RuntimeError):
     """An engine cannot be built or run (missing file, unsupported back-end, bad input)."""
 
 
+class EngineUnavailable(EngineError):
+    """A remote engine's server cannot be reached or did not answer in time; it may come back
+    (the next call tries again, nothing needs rebuilding)."""
+
+
 class Engine(ABC):
     """One inference back-end. Subclasses implement the three graph runners."""
 

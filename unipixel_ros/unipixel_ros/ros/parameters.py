@@ -33,9 +33,16 @@ PARAMETERS = (
      'Executor of the camera subscriptions: events (rclpy C++ EventsExecutor on its own '
      'thread), single_threaded (rclpy Python executor on its own thread) or node (the '
      "node's own multi-threaded executor).", True, ''),
-    ('engine', 'onnxruntime', 'Inference back-end: torch | onnxruntime | tensorrt.', True, ''),
-    ('model_path', '', 'Checkpoint (.safetensors) or ONNX export dir; empty = shipped model.',
+    ('engine', 'onnxruntime',
+     'Inference back-end: torch | onnxruntime | tensorrt | triton (a Triton server at '
+     'triton_url runs the model).', True, ''),
+    ('model_path', '', 'Checkpoint (.safetensors) or ONNX export dir; empty = shipped model. '
+     'For engine triton: what the server hosts (only its manifest and tokenizer are read).',
      True, ''),
+    ('triton_url', '127.0.0.1:8001', 'gRPC host:port of the Triton server (engine triton).',
+     True, ''),
+    ('triton_timeout_s', 1.0, 'Deadline of one request to the Triton server, s (engine triton).',
+     True, '> 0'),
     ('device', 'cpu', 'cpu | cuda (torch, onnxruntime).', True, ''),
     ('threads', 2, 'CPU threads of the engine (0 = library default).', True, '>= 0'),
     ('geometry_threads', 1, 'CPU threads of the cloud filters (open3d; 0 = its default).', True,
@@ -75,7 +82,7 @@ PARAMETERS = (
 
 _UNIT = ('exists_threshold', 'uncertain_threshold', 'mask_threshold', 'verify_min_prob')
 _POSITIVE = ('slop', 'camera_info_timeout_s', 'min_depth_m', 'status_rate_hz',
-             'gripper_finger_depth_m')
+             'gripper_finger_depth_m', 'triton_timeout_s')
 _AT_LEAST_ONE = ('queue_size', 'max_misses', 'pick_stable_frames')
 
 

@@ -38,6 +38,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from unipixel_msgs.msg import ReferringResult
 
+from unipixel_ros.engines import EngineUnavailable
 from unipixel_ros.inference.answer import answer_frame
 from unipixel_ros.inference.session import CommandSession, sentence_for
 from unipixel_ros.language import CommandAction, CommandError, parse_command
@@ -77,6 +78,7 @@ class UnipixelNode(LifecycleNode):
         self._stats = PipelineStats()
         self._last_message = 'unconfigured'
         self._last_stamp_ns = -1
+        self._engine_down_since: float | None = None   # a remote engine's server went away
         if self._param('autostart'):
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
@@ -108,6 +110,9 @@ class UnipixelNode(LifecycleNode):
         engine = self._param('engine')
         # ONNX Runtime without busy-waiting threads: they would starve the camera intake thread
         kwargs = {'spin': False} if engine == 'onnxruntime' else {}
+        if engine == 'triton':
+            kwargs = {'url': self._param('triton_url'),
+                      'timeout_s': self._param('triton_timeout_s')}
         try:
             model, self._predictor = load_predictor(
                 engine, self._param('model_path') or None,
@@ -119,6 +124,8 @@ class UnipixelNode(LifecycleNode):
         warm_up()
         try:  # load the text encoder now, not on the first spoken command (seconds when cold)
             self._predictor.encode_text('the object')
+        except EngineUnavailable as exc:   # a model server may start after the node: retried
+            self.get_logger().warning(f'{exc}; will retry on the first command')
         except Exception as exc:
             return self._fail(f'cannot encode text with the {engine} engine: {exc}')
         self._tracker = ObjectTracker(mask_alpha=self._param('mask_alpha'),
@@ -267,6 +274,8 @@ class UnipixelNode(LifecycleNode):
                 continue
             try:
                 self._process(frame)
+            except EngineUnavailable as exc:   # the model server is down: say so, keep going
+                self._engine_lost(exc)
             except Exception as exc:  # the worker must survive any single bad frame
                 self._report(f'frame failed: {type(exc).__name__}: {exc}', error=True)
 
@@ -279,10 +288,17 @@ class UnipixelNode(LifecycleNode):
             t0 = time.perf_counter()
             query = self._predictor.encode_text(expression)
             encode_ms = (time.perf_counter() - t0) * 1e3
+        except EngineUnavailable as exc:   # keep the command until the model server is back
+            self._engine_lost(exc)
+            with self._lock:
+                if self._pending_command is None:   # unless a newer one arrived meanwhile
+                    self._pending_command = (action, expression)
+            return
         except Exception as exc:
             self._reply(f'Sorry, I could not understand {expression!r}.')
             self._report(f'text encoding failed: {exc}', error=True)
             return
+        self._engine_back()
         self._session = CommandSession(action, query, self._tracker,
                                        self._param('pick_stable_frames'))
         if action != CommandAction.TRACK:
@@ -307,6 +323,7 @@ class UnipixelNode(LifecycleNode):
         step = session.step(self._predictor, rgb, depth_m, intr,
                             parameters.geometry_config(self._param),
                             stamp_s=header.stamp.sec + header.stamp.nanosec * 1e-9)
+        self._engine_back()
         self._stats.model_ms.append(step.answer.prediction.timings['total_ms'])
         result = answer_to_result(step.answer, header, session.query.text, step.sentence,
                                   self._param('publish_voxel_cloud'))
@@ -347,6 +364,27 @@ class UnipixelNode(LifecycleNode):
         track = step.answer.track
         self._queries.feedback(result, 0 if track is None else track.consecutive_misses)
         self._stats.frame_out(frame.received, frame.taken)
+
+    def _engine_lost(self, exc: EngineUnavailable) -> None:
+        """A remote engine's server is unreachable: reported once, then every failed try counts
+        as an error and the status message says for how long (the worker retries every frame)."""
+        now = time.monotonic()
+        if self._engine_down_since is None:
+            self._engine_down_since = now
+            self._report(f'inference server unavailable, retrying on every frame: {exc}',
+                         error=True)
+        else:
+            self._stats.errors += 1
+            self._last_message = (f'inference server unavailable for '
+                                  f'{now - self._engine_down_since:.0f} s, retrying on every '
+                                  f'frame: {exc}')
+
+    def _engine_back(self) -> None:
+        """The engine answered again after :meth:`_engine_lost`: resumed, no restart."""
+        if self._engine_down_since is not None:
+            down_s = time.monotonic() - self._engine_down_since
+            self._engine_down_since = None
+            self._report(f'inference server back after {down_s:.1f} s: resumed')
 
     # ---- status ---------------------------------------------------------------------------------
     def _reply(self, text: str) -> None:
