@@ -1,0 +1,268 @@
+"""The triton engine against a real Triton Inference Server (PyTriton, in its own process and
+venv) over real gRPC: the same answers as in-process ONNX Runtime on 60 queries, a model
+repository the client can read, and unipixel_node riding out a server that is killed mid-stream
+and restarted. Tiny randomly initialised model: these tests are about transport, not accuracy.
+
+Skipped, with the reason, where no environment has nvidia-pytriton (scripts/bootstrap.sh makes
+``.venv-triton``; ``UNIPIXEL_TRITON_PYTHON`` names another). About 60 s on 2 cores.
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tiny_node_setup import INTR, H, W, save_tiny_checkpoint
+
+pytest.importorskip('tritonclient.grpc')
+
+
+def _free_port() -> int:
+    """A free port p with p - 1 and p + 1 free too (Triton's HTTP and metrics ports)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        ok = True
+        for p in (port - 1, port + 1):
+            with socket.socket() as s:
+                try:
+                    s.bind(('127.0.0.1', p))
+                except OSError:
+                    ok = False
+        if ok:
+            return port
+    raise RuntimeError('no free port triple')
+
+
+@pytest.fixture(scope='module')
+def export_dir(tmp_path_factory):
+    from unipixel_ros.model.export import export_onnx
+    d = tmp_path_factory.mktemp('triton_model')
+    return export_onnx(save_tiny_checkpoint(d), d / 'onnx', parity_samples=1).out_dir
+
+
+class Server:
+    """A ``unipixel_ros.serving.triton_server`` process on 127.0.0.1."""
+
+    def __init__(self, model_dir, log_dir) -> None:
+        self.model_dir, self.port, self.log_dir, self.proc, self.starts = (
+            model_dir, _free_port(), log_dir, None, 0)
+
+    @property
+    def url(self) -> str:
+        return f'127.0.0.1:{self.port}'
+
+    def start(self, wait: bool = True) -> None:
+        from unipixel_ros.serving.launch import start_server, wait_until_ready
+        self.starts += 1
+        log = open(self.log_dir / f'server{self.starts}.log', 'w')
+        self.proc = start_server(self.model_dir, self.port, log=log, threads=1,
+                                 stats_every_s=0)
+        if wait:
+            wait_until_ready(self.url, timeout_s=120, proc=self.proc)
+
+    def kill(self) -> None:
+        from unipixel_ros.serving.launch import kill_server
+        kill_server(self.proc)
+
+    def stop(self) -> int:
+        from unipixel_ros.serving.launch import stop_server
+        return stop_server(self.proc)
+
+    def log(self) -> str:
+        return '\n'.join(p.read_text()[-3000:] for p in sorted(self.log_dir.glob('server*.log')))
+
+
+@pytest.fixture(scope='module')
+def server(export_dir, tmp_path_factory):
+    from unipixel_ros.serving.launch import ServeError, server_python
+    try:
+        server_python()
+    except ServeError as exc:
+        pytest.skip(str(exc))
+    srv = Server(export_dir, tmp_path_factory.mktemp('triton_logs'))
+    srv.start()
+    yield srv
+    if srv.proc.poll() is None:
+        rc = srv.stop()
+        assert rc == 0, f'the server did not stop cleanly ({rc}):\n{srv.log()}'
+        assert 'stopped' in srv.log()
+
+
+def _frames(n: int) -> list[np.ndarray]:
+    """Synthetic scenes of coloured boxes on a grey table, plus noise: (H, W, 3) uint8."""
+    rng = np.random.default_rng(7)
+    frames = []
+    for i in range(n):
+        rgb = np.full((H, W, 3), 110 + 10 * i, np.uint8)
+        for _ in range(3):
+            y, x = rng.integers(0, H - 30), rng.integers(0, W - 30)
+            rgb[y:y + rng.integers(10, 30), x:x + rng.integers(10, 30)] = rng.integers(0, 255, 3)
+        rgb = np.clip(rgb + rng.normal(0, 6, rgb.shape), 0, 255).astype(np.uint8)
+        frames.append(rgb)
+    return frames
+
+
+QUERIES = ['the red cup', 'the blue block', 'the small green can', 'the bottle on the left',
+           'the large yellow box', 'the object next to the cup', 'the purple ball',
+           'the thing on the right', 'the tall orange bottle', 'the white mug',
+           'the biggest object', 'the can behind the box']
+
+
+def test_triton_engine_matches_in_process_inference(server, export_dir):
+    """60 queries (12 texts x 5 frames) and 5 clicks: every mask IoU >= 0.999 and the same
+    found / not found as the in-process ONNX Runtime engine."""
+    from unipixel_ros.inference.loading import make_predictor, open_engine
+    from unipixel_ros.inference.settings import DecisionSettings
+
+    _, local = open_engine('onnxruntime', export_dir, threads=1)
+    _, remote = open_engine('triton', export_dir, url=server.url, timeout_s=10.0)
+    assert 'torch' not in type(remote).__module__
+    frames = _frames(5)
+    # an untrained model: thresholds at its median score and its 70th mask percentile, so that
+    # both answers occur and masks are not empty
+    probe = make_predictor(local, None, DecisionSettings(metric_attributes='none'))
+    preds = [probe.predict(f, probe.encode_text(q)) for f in frames[:2] for q in QUERIES]
+    settings = DecisionSettings(exists_threshold=float(np.median([p.score for p in preds])),
+                                mask_threshold=float(np.percentile(preds[0].mask_prob, 70)),
+                                metric_attributes='none')
+    t = settings.mask_threshold
+    a, b = make_predictor(local, None, settings), make_predictor(remote, None, settings)
+    ious, found = [], []
+    for frame in frames:
+        for text in QUERIES:
+            pa, pb = a.predict(frame, a.encode_text(text)), b.predict(frame, b.encode_text(text))
+            ma, mb = pa.mask_prob > t, pb.mask_prob > t
+            assert ma.any()
+            union = np.logical_or(ma, mb).sum()
+            ious.append(1.0 if union == 0 else np.logical_and(ma, mb).sum() / union)
+            found.append((pa.found, pb.found))
+            assert abs(pa.score - pb.score) < 1e-5
+        u, v = frame.shape[1] // 3, frame.shape[0] // 2
+        pa, pb = a.predict(frame, a.encode_point(u, v, W, H)), b.predict(frame,
+                                                                         b.encode_point(u, v, W, H))
+        assert np.allclose(pa.mask_prob, pb.mask_prob, atol=1e-5)
+    assert len(ious) >= 50 and min(ious) >= 0.999, min(ious)
+    assert all(x == y for x, y in found)
+    assert 0 < sum(x for x, _ in found) < len(found), 'both found and not found were compared'
+    print(f'{len(ious)} queries, min mask IoU {min(ious):.6f}, found {sum(x for x, _ in found)}, '
+          'found/not found identical')
+    assert remote.state == 'ok'
+
+
+def test_model_repository_and_client_folder(export_dir, tmp_path):
+    """export --format triton: configs naming the client's tensors; the client folder is enough
+    for the engine (no graphs on the robot)."""
+    from unipixel_ros.engines.triton_engine import TRITON_MODELS, read_client_manifest
+    from unipixel_ros.serving.model_repository import write_model_repository
+
+    out = write_model_repository(export_dir, tmp_path / 'repo')
+    for model in TRITON_MODELS.values():
+        config = (out / 'model_repository' / model / 'config.pbtxt').read_text()
+        assert f'name: "{model}"' in config and 'max_batch_size: 0' in config
+        assert (out / 'model_repository' / model / '1' / 'model.onnx').is_file()
+    assert 'dims: [ 1, 3, 48, 64 ]' in (out / 'model_repository' / 'unipixel_image'
+                                        / 'config.pbtxt').read_text()
+    manifest, tokenizer = read_client_manifest(out / 'client')
+    assert tokenizer is not None and manifest['model_config']['input_width'] == 64
+    assert not list((out / 'client').glob('*.onnx'))
+
+
+def test_a_server_that_is_down_is_a_clear_error_not_a_hang(export_dir):
+    from unipixel_ros.engines import EngineUnavailable, create_engine
+    engine = create_engine('triton', str(export_dir), url=f'127.0.0.1:{_free_port()}',
+                           timeout_s=1.0)
+    t0 = time.monotonic()
+    with pytest.raises(EngineUnavailable, match='unavailable'):
+        engine.encode_text('the red cup')
+    assert time.monotonic() - t0 < 3.0 and engine.state == 'unavailable'
+
+
+# ---- the node: the server killed mid-stream and restarted ----------------------------------------
+@pytest.mark.ros
+def test_node_reports_a_killed_server_and_resumes_when_it_is_back(server, export_dir):
+    rclpy = pytest.importorskip('rclpy')
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import Header, String
+    from unipixel_msgs.msg import PipelineStatus, ReferringResult
+
+    from unipixel_ros.ros.conversions import intrinsics_to_camera_info, numpy_to_image
+
+    reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    node_proc = subprocess.Popen(
+        [sys.executable, '-m', 'unipixel_ros.ros.unipixel_node', '--ros-args',
+         '-p', 'engine:=triton', '-p', f'model_path:={export_dir}', '-p', f'triton_url:={server.url}',
+         '-p', 'triton_timeout_s:=1.0', '-p', 'exists_threshold:=0.0',
+         '-p', 'uncertain_threshold:=0.0', '-p', 'mask_threshold:=0.0',
+         '-p', 'status_rate_hz:=5.0', '-p', 'sensor_qos_reliable:=true'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rclpy.init()
+    n = rclpy.create_node('triton_fault_client')
+    pubs = [n.create_publisher(Image, 'camera/camera/color/image_raw', reliable),
+            n.create_publisher(Image, 'camera/camera/aligned_depth_to_color/image_raw', reliable),
+            n.create_publisher(CameraInfo, 'camera/camera/color/camera_info', reliable)]
+    speech = n.create_publisher(String, 'speech/text', reliable)
+    results, statuses = [], []
+    n.create_subscription(ReferringResult, 'unipixel/result', results.append, reliable)
+    n.create_subscription(PipelineStatus, 'unipixel/status', statuses.append, reliable)
+    rgb = _frames(1)[0]
+    depth = np.full((H, W), 700, np.uint16)
+    clock = [1000.0]
+
+    def stream(seconds: float, until=None) -> bool:
+        """Publish frames at 10 Hz for up to ``seconds``; True once ``until()``."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            clock[0] += 0.1
+            h = Header(frame_id='camera_color_optical_frame')
+            h.stamp.sec, h.stamp.nanosec = int(clock[0]), int((clock[0] % 1) * 1e9)
+            pubs[0].publish(numpy_to_image(rgb, 'rgb8', h))
+            pubs[1].publish(numpy_to_image(depth, '16UC1', h))
+            pubs[2].publish(intrinsics_to_camera_info(INTR, h))
+            t = time.monotonic() + 0.1
+            while time.monotonic() < t:
+                rclpy.spin_once(n, timeout_sec=0.02)
+            if until is not None and until():
+                return True
+            assert node_proc.poll() is None, 'unipixel_node exited'
+        return bool(until and until())
+
+    def said(text: str, after: int = 0) -> bool:
+        return any(text in s.message for s in statuses[after:])
+
+    try:
+        assert stream(90, lambda: said('active')), 'unipixel_node did not become active'
+        speech.publish(String(data='the red cup'))
+        assert stream(20, lambda: len(results) >= 5), 'no results through the server'
+        server.kill()                                            # mid-stream, no goodbye
+        before_kill = len(results)
+        mark = len(statuses)
+        assert stream(15, lambda: said('inference server unavailable', mark)), \
+            [s.message for s in statuses[-5:]]
+        assert stream(2.0) is False      # frames keep coming; the node keeps publishing status
+        assert len(statuses) > mark + 5 and len(results) <= before_kill + 2
+        down = [s for s in statuses[mark:] if 'unavailable' in s.message][-1]
+        assert down.errors > 0 and down.state == 'tracking'
+        server.start(wait=False)
+        mark, before = len(statuses), len(results)
+        assert stream(120, lambda: said('inference server back', mark)), server.log()
+        assert stream(10, lambda: len(results) >= before + 5), 'no results after the restart'
+        assert node_proc.poll() is None
+        print('\n'.join(dict.fromkeys(s.message for s in statuses if 'server' in s.message)))
+    finally:
+        n.destroy_node()
+        rclpy.try_shutdown()
+        node_proc.terminate()
+        try:
+            out, _ = node_proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            node_proc.kill()
+            out, _ = node_proc.communicate()
+    assert node_proc.returncode in (0, -15), out[-3000:]
+    assert 'Traceback' not in out, out[-3000:]
