@@ -8,6 +8,7 @@ Skipped, with the reason, where no environment has nvidia-pytriton (scripts/boot
 """
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -171,6 +172,31 @@ def test_model_repository_and_client_folder(export_dir, tmp_path):
     manifest, tokenizer = read_client_manifest(out / 'client')
     assert tokenizer is not None and manifest['model_config']['input_width'] == 64
     assert not list((out / 'client').glob('*.onnx'))
+
+
+@pytest.mark.parametrize('engine', ['triton_engine.TritonEngine', 'onnx_engine.OnnxRuntimeEngine'])
+def test_the_robot_side_tokenizer_gives_transformers_ids_without_torch(export_dir, engine):
+    """The triton and ONNX Runtime engines tokenize with ``tokenizers`` alone (transformers
+    would load torch): the same ids and masks as transformers' tokenizer, in a process that never
+    imports torch."""
+    module, cls = engine.split('.')
+    kwargs = "url='127.0.0.1:1'" if cls == 'TritonEngine' else 'threads=1'
+    code = (
+        "import sys, json, numpy as np\n"
+        f"from unipixel_ros.engines.{module} import {cls}\n"
+        f"e = {cls}({str(export_dir)!r}, {kwargs})\n"
+        f"print(json.dumps([[a.tolist() for a in e.tokenize(t)] for t in {TEXTS!r}]))\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    from transformers import AutoTokenizer
+    ref = AutoTokenizer.from_pretrained(str(export_dir / 'tokenizer'))
+    for text, (ids, mask) in zip(TEXTS, json.loads(run.stdout)):
+        enc = ref([text], padding='max_length', truncation=True, max_length=24, return_tensors='np')
+        assert ids == enc['input_ids'].tolist() and mask == enc['attention_mask'].tolist(), text
+
+
+TEXTS = QUERIES + ['The BIG Blue block, left of the café!', ' '.join(['word'] * 40), 'x']
 
 
 def test_a_server_that_is_down_is_a_clear_error_not_a_hang(export_dir):

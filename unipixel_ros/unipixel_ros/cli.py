@@ -343,6 +343,27 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_fleet(args: argparse.Namespace) -> int:
+    from unipixel_ros.benchmarks.fleet import bench_fleet, plot_fleet
+    from unipixel_ros.machine import machine_context
+
+    ckpt = _resolve_checkpoint(args, 'unipixel-ros bench fleet')
+    if ckpt is None:
+        return 1
+    machine = machine_context()   # before the run: the load average then is not our own
+    result = bench_fleet(str(ckpt), streams=args.streams, seconds=args.seconds,
+                         rate_hz=args.rate, server_threads=args.server_threads,
+                         progress=lambda line: print(line, file=sys.stderr))
+    result['machine'] = machine
+    result['machine_after'] = machine_context()
+    print(json.dumps(result, indent=2, sort_keys=True))
+    out = Path(args.json)
+    _write_json(out, result)
+    plot_fleet(result, out.with_suffix('.png'))
+    print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+    return 0
+
+
 def cmd_bench_all(args: argparse.Namespace) -> int:
     from unipixel_ros.benchmarks.suite import run_all
     return run_all(args.out, args.checkpoint, args.node_seconds, args.data)
@@ -404,7 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              'overhead, drops, memory')
     node.add_argument('--json', required=True, help='write the result here (and a PNG beside it)')
     node.add_argument('--checkpoint', help=ckpt_help)
-    node.add_argument('--engine', default='onnxruntime', choices=('torch', 'onnxruntime', 'tensorrt'))
+    node.add_argument('--engine', default='onnxruntime',
+                      choices=('torch', 'onnxruntime', 'tensorrt', 'triton'),
+                      help='triton: pass --param triton_url:=HOST:PORT of a running server')
     node.add_argument('--seconds', type=float, default=30.0)
     node.add_argument('--rate', type=float, default=15.0, help='input frame rate, Hz')
     node.add_argument('--threads', type=int, default=2, help='engine CPU threads')
@@ -415,6 +438,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help='also subscribe to mask, overlay, cloud and markers, as RViz would (the '
                            'node builds those outputs only for subscribers)')
     node.set_defaults(func=cmd_bench_node)
+
+    fleet = bench_sub.add_parser('fleet', help='N camera streams (one node process each) '
+                                               'against one Triton server vs N in-process nodes')
+    fleet.add_argument('--json', required=True, help='write the result here (and a PNG beside it)')
+    fleet.add_argument('--checkpoint', help=ckpt_help)
+    fleet.add_argument('--streams', type=int, nargs='+', default=[1, 2, 4, 8])
+    fleet.add_argument('--seconds', type=float, default=20.0, help='streaming time per configuration')
+    fleet.add_argument('--rate', type=float, default=15.0, help='frame rate of each stream, Hz')
+    fleet.add_argument('--server-threads', type=int, default=2,
+                       help='ONNX Runtime threads per graph in the server')
+    fleet.set_defaults(func=cmd_bench_fleet)
 
     ball = bench_sub.add_parser('all', help='geometry, model and node benchmarks -> one JSON + PNG')
     ball.add_argument('--out', default='bench_out', help='output folder (default bench_out)')

@@ -233,11 +233,8 @@ class TritonEngine(Engine):
 
     # ---- Engine ---------------------------------------------------------------------------------
     def tokenize(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        # The tokenizer saved with the export: no text-encoder package or download needed.
-        if self._tokenizer is None and self._tokenizer_dir is not None:
-            from transformers import AutoTokenizer
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self._tokenizer_dir))
-        return super().tokenize(text)
+        # The tokenizer saved with the export, by ``tokenizers`` alone (no torch): see base.py.
+        return self.tokenize_with_export(text, self._tokenizer_dir)
 
     def _run_text(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """(1, L) int64 ids and mask -> prompt (1, L, D) float32 (once per command)."""
