@@ -194,11 +194,15 @@ def bench_fleet(model_path: str, streams=(1, 2, 4, 8), seconds: float = 20.0,
                      f'{entry["latency_ms_p95_median"]} ms, {entry["results_per_s_total"]} '
                      f'results/s, node RSS {entry["node_rss_mb_per_process"]} MB, CPU '
                      f'{entry["node_cpu_pct_per_process"]} %')
-    return {'model': model_dir, 'streams': list(streams), 'seconds': seconds,
+    progress(f'[bench fleet] per-stream logs and JSON in {work}')
+    manifest = json.loads((Path(model_dir) / 'model.json').read_text())
+    return {'model': manifest.get('checkpoint'),
+            'model_sha256': manifest.get('checkpoint_sha256'),
+            'streams': list(streams), 'seconds': seconds,
             'rate_hz': rate_hz, 'server_threads': server_threads,
             'node_threads_in_process': 1, 'max_queue_delay_us': max_queue_delay_us,
             'frames': '640x480 analytic RGB-D scene, one query per stream',
-            'configs': configs, 'workdir': str(work)}
+            'configs': configs}
 
 
 def plot_fleet(result: dict, path: Path) -> None:
@@ -236,10 +240,11 @@ def plot_fleet(result: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     axes[1].legend(fontsize=7)
-    m = result.get('machine', {})
+    m, after = result.get('machine', {}), result.get('machine_after', {})
     fig.suptitle(f"{result['rate_hz']:g} Hz streams, {result['seconds']:g} s each; "
-                 f"{m.get('cpu_count', '?')} CPUs ({m.get('cpu', '?')}), load "
-                 f"{m.get('load_avg_1min', '?')} before", fontsize=9)
+                 f"{m.get('cpu_count', '?')} CPUs ({m.get('cpu', '?')}) shared, 1-min load "
+                 f"{m.get('load_avg_1min', '?')} before, {after.get('load_avg_1min', '?')} after",
+                 fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
