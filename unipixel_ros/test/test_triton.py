@@ -9,10 +9,12 @@ Skipped, with the reason, where no environment has nvidia-pytriton (scripts/boot
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,6 +89,7 @@ def server(export_dir, tmp_path_factory):
     except ServeError as exc:
         pytest.skip(str(exc))
     srv = Server(export_dir, tmp_path_factory.mktemp('triton_logs'))
+    srv.python = server_python()
     srv.start()
     yield srv
     if srv.proc.poll() is None:
@@ -156,6 +159,52 @@ def test_triton_engine_matches_in_process_inference(server, export_dir):
     assert remote.state == 'ok'
 
 
+@pytest.mark.skipif(os.environ.get('UNIPIXEL_TEST_SHIPPED_TRITON') != '1',
+                    reason='the shipped model behind a server takes ~30 s more (and a first ONNX '
+                           'export): set UNIPIXEL_TEST_SHIPPED_TRITON=1')
+def test_triton_engine_matches_in_process_inference_with_the_shipped_model(tmp_path):
+    """60 queries on rendered 640x480 scenes, the shipped model and its decision settings."""
+    from unipixel_ros.engines.onnx_engine import resolve_model_dir
+    from unipixel_ros.inference.loading import DEFAULT_CHECKPOINT, load_predictor
+    from unipixel_ros.perception.synthetic import SceneObject, render_scene
+
+    srv = Server(resolve_model_dir(DEFAULT_CHECKPOINT), tmp_path)
+    srv.start()
+    try:
+        _, a = load_predictor('onnxruntime', DEFAULT_CHECKPOINT, threads=2)
+        _, b = load_predictor('triton', srv.model_dir, url=srv.url, timeout_s=10.0)
+        rng = np.random.default_rng(3)
+        frames = [render_scene([SceneObject.box((rng.uniform(-0.12, 0.0), rng.uniform(-0.05, 0.05)),
+                                                0.05, 0.04, 0.08, yaw_deg=rng.uniform(0, 90)),
+                                SceneObject.cylinder((rng.uniform(0.03, 0.12),
+                                                      rng.uniform(-0.05, 0.05)), 0.04, 0.1)],
+                               noise_sigma=0.002).rgb for _ in range(6)]
+        queries = ['the red box', 'the blue cylinder', 'the green can', 'the cup on the left',
+                   'the small block', 'the tall bottle', 'the yellow mug',
+                   'the object on the right', 'the large box', 'the purple ball']
+        ious, found = _compare(a, b, frames, queries, a.settings.mask_threshold)
+    finally:
+        assert srv.stop() == 0
+    assert len(ious) >= 50 and min(ious) >= 0.999, min(ious)
+    assert all(x == y for x, y in found)
+    print(f'shipped model: {len(ious)} queries, min mask IoU {min(ious):.6f}, '
+          f'found {sum(x for x, _ in found)}, found/not found identical')
+
+
+def _compare(a, b, frames, queries, t):
+    """Mask IoUs (at probability ``t``) and (found, found) pairs of predictors a and b."""
+    ious, found = [], []
+    for frame in frames:
+        for text in queries:
+            pa, pb = a.predict(frame, a.encode_text(text)), b.predict(frame, b.encode_text(text))
+            ma, mb = pa.mask_prob > t, pb.mask_prob > t
+            union = np.logical_or(ma, mb).sum()
+            ious.append(1.0 if union == 0 else np.logical_and(ma, mb).sum() / union)
+            found.append((pa.found, pb.found))
+            assert abs(pa.score - pb.score) < 1e-5
+    return ious, found
+
+
 def test_model_repository_and_client_folder(export_dir, tmp_path):
     """export --format triton: configs naming the client's tensors; the client folder is enough
     for the engine (no graphs on the robot)."""
@@ -197,6 +246,96 @@ def test_the_robot_side_tokenizer_gives_transformers_ids_without_torch(export_di
 
 
 TEXTS = QUERIES + ['The BIG Blue block, left of the café!', ' '.join(['word'] * 40), 'x']
+
+
+#: A Python-backend model that runs the repository's model.onnx: it stands in for the official
+#: container's onnxruntime backend, which PyTriton's bundled tritonserver lacks.
+_ONNX_AS_PYTHON = """
+import json
+from pathlib import Path
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        cfg = json.loads(args['model_config'])
+        onnx = Path(args['model_repository']) / args['model_version'] / 'model.onnx'
+        self.session = ort.InferenceSession(str(onnx), providers=['CPUExecutionProvider'])
+        self.inputs = [t['name'] for t in cfg['input']]
+        self.outputs = [t['name'] for t in cfg['output']]
+
+    def execute(self, requests):
+        responses = []
+        for r in requests:
+            feeds = {n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.inputs}
+            outs = self.session.run(self.outputs, feeds)
+            responses.append(pb_utils.InferenceResponse(
+                [pb_utils.Tensor(n, o) for n, o in zip(self.outputs, outs)]))
+        return responses
+"""
+
+
+def test_the_model_repository_served_by_tritonserver(server, export_dir, tmp_path):
+    """The repository of export --format triton, loaded by a real tritonserver (PyTriton's binary;
+    config.pbtxt as written, only the backend swapped for a Python model running the same ONNX
+    file), answers the triton engine exactly as in-process ONNX Runtime does."""
+    import shutil
+
+    from unipixel_ros.engines import create_engine
+    from unipixel_ros.serving.launch import server_env, wait_until_ready
+    from unipixel_ros.serving.model_repository import write_model_repository
+
+    python = server.python
+    where = subprocess.run([python, '-c', 'import pytriton, sys; from pathlib import Path; '
+                            'print(Path(pytriton.__file__).parent); print(sys.version_info[1])'],
+                           capture_output=True, text=True, check=True).stdout.split()
+    pkg, minor = Path(where[0]), where[1]
+    triton = tmp_path / 'tritonserver'
+    shutil.copytree(pkg / 'tritonserver', triton,
+                    ignore=shutil.ignore_patterns('python_backend_stubs'))
+    shutil.copy(pkg / 'tritonserver' / 'python_backend_stubs' / f'3.{minor}' /
+                'triton_python_backend_stub', triton / 'backends' / 'python')
+    out = write_model_repository(export_dir, tmp_path / 'out')
+    for config in (out / 'model_repository').glob('*/config.pbtxt'):
+        config.write_text(config.read_text().replace('platform: "onnxruntime_onnx"',
+                                                     'backend: "python"'))
+        (config.parent / '1' / 'model.py').write_text(_ONNX_AS_PYTHON)
+    env = server_env(python)      # the stub's libpython; its venv found through PATH
+    env['PATH'] = os.pathsep.join([str(Path(python).parent), env['PATH']])
+    env['LD_LIBRARY_PATH'] = os.pathsep.join([env['LD_LIBRARY_PATH'],
+                                              str(pkg.parent / 'nvidia_pytriton.libs')])
+    port = _free_port()
+    log = open(tmp_path / 'tritonserver.log', 'w')
+    proc = subprocess.Popen(
+        [str(triton / 'bin' / 'tritonserver'), f'--model-repository={out / "model_repository"}',
+         f'--backend-directory={triton / "backends"}', '--grpc-address=127.0.0.1',
+         '--http-address=127.0.0.1', '--metrics-address=127.0.0.1', f'--grpc-port={port}',
+         f'--http-port={port - 1}', f'--metrics-port={port + 1}'],
+        env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        wait_until_ready(f'127.0.0.1:{port}', timeout_s=120, proc=proc)
+        local = create_engine('onnxruntime', str(export_dir), threads=1)
+        remote = create_engine('triton', str(out / 'client'), url=f'127.0.0.1:{port}',
+                               timeout_s=10.0, check_server=True)
+        rgb = _frames(1)[0]
+        for text in QUERIES[:3]:
+            pa, pb = local.encode_text(text), remote.encode_text(text)
+            assert np.array_equal(pa[0], pb[0])
+            oa, ob = local.infer(rgb, *pa), remote.infer(rgb, *pb)
+            for name in oa:
+                assert oa[name].shape == ob[name].shape and np.array_equal(oa[name], ob[name])
+        assert np.array_equal(local.encode_point(0.2, 0.7)[0], remote.encode_point(0.2, 0.7)[0])
+    except Exception:
+        print((tmp_path / 'tritonserver.log').read_text()[-4000:])
+        raise
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
 
 
 def test_a_server_that_is_down_is_a_clear_error_not_a_hang(export_dir):
