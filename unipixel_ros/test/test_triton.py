@@ -362,7 +362,8 @@ def test_node_reports_a_killed_server_and_resumes_when_it_is_back(server, export
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     node_proc = subprocess.Popen(
         [sys.executable, '-m', 'unipixel_ros.ros.unipixel_node', '--ros-args',
-         '-p', 'engine:=triton', '-p', f'model_path:={export_dir}', '-p', f'triton_url:={server.url}',
+         '-p', 'engine:=triton', '-p', f'model_path:={export_dir}',
+         '-p', f'triton_url:={server.url}',
          '-p', 'triton_timeout_s:=1.0', '-p', 'exists_threshold:=0.0',
          '-p', 'uncertain_threshold:=0.0', '-p', 'mask_threshold:=0.0',
          '-p', 'status_rate_hz:=5.0', '-p', 'sensor_qos_reliable:=true'],

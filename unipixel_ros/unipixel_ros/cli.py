@@ -444,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument('--json', required=True, help='write the result here (and a PNG beside it)')
     fleet.add_argument('--checkpoint', help=ckpt_help)
     fleet.add_argument('--streams', type=int, nargs='+', default=[1, 2, 4, 8])
-    fleet.add_argument('--seconds', type=float, default=20.0, help='streaming time per configuration')
+    fleet.add_argument('--seconds', type=float, default=20.0,
+                       help='streaming time per configuration')
     fleet.add_argument('--rate', type=float, default=15.0, help='frame rate of each stream, Hz')
     fleet.add_argument('--server-threads', type=int, default=2,
                        help='ONNX Runtime threads per graph in the server')

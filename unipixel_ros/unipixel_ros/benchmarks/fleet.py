@@ -119,7 +119,8 @@ def _summary(streams: list[dict], seconds: float) -> dict:
     return {
         'streams_ok': len(ok), 'streams_failed': len(streams) - len(ok),
         'latency_ms_p50_median': med('latency_ms_median'),
-        'latency_ms_p95_median': med('latency_ms_p95'), 'latency_ms_p95_worst': worst('latency_ms_p95'),
+        'latency_ms_p95_median': med('latency_ms_p95'),
+        'latency_ms_p95_worst': worst('latency_ms_p95'),
         'results_per_s_per_stream': round(float(np.median(
             [s['results_received'] / seconds for s in ok])), 2) if ok else None,
         'results_per_s_total': round(float(sum(s['results_received'] for s in ok) / seconds), 2),

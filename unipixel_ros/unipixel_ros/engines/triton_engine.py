@@ -5,20 +5,17 @@ The robot keeps the tokenizer and the pre/post-processing (``model/graph_io.py``
 ``unipixel-ros export --format triton``) runs the graphs. The wire protocol is the ONNX graphs'
 own tensors, so both servers answer the same requests:
 
-===================  =============================================  ==================================
-Triton model         inputs (per request, batch 1)                  outputs
-===================  =============================================  ==================================
-``unipixel_text``    input_ids (1, L) INT64, attention_mask (1, L)   prompt (1, L, D) FP32
-``unipixel_point``   uv (1, 2) FP32                                 prompt (1, 1, D) FP32
-``unipixel_image``   image (1, 3, H_in, W_in) FP32, prompt (1, L, D) mask_logits, exists_logit,
-                     FP32, prompt_mask (1, L) FP32                  category/color/size_logits
-===================  =============================================  ==================================
+* ``unipixel_text``: input_ids, attention_mask (1, L) INT64 -> prompt (1, L, D) FP32;
+* ``unipixel_point``: uv (1, 2) FP32 -> prompt (1, 1, D) FP32;
+* ``unipixel_image``: image (1, 3, H_in, W_in), prompt (1, L, D), prompt_mask (1, L) FP32 ->
+  mask_logits (1, 1, H_in, W_in), exists_logit (1,), category/color/size_logits (1, K) FP32.
 
 The text model runs once per command (the predictor caches prompts), the image model per frame.
 
 Failures: every request has a deadline (``timeout_s``). A server that is down, restarting or
 too slow raises :class:`EngineUnavailable` (an :class:`EngineError`) naming the URL and the
-cause; the engine never blocks longer than the deadline and never needs rebuilding: the gRPC
+cause; a call waits at most two deadlines (after a failure the server's models are checked
+again before the request, within one deadline) and the engine never needs rebuilding: the gRPC
 channel retries the connection with a backoff capped at ``reconnect_backoff_s``, so the first
 request after the server is back succeeds. :attr:`TritonEngine.state` says 'ok' or 'unavailable'.
 
@@ -154,12 +151,16 @@ class TritonEngine(Engine):
             EngineUnavailable: the server does not answer or a model is not ready.
             EngineError: a served model's tensors disagree with the manifest (another model).
         """
+        end = time.monotonic() + self.timeout_s      # one deadline for all six calls
+
+        def left() -> float:
+            return max(0.05, end - time.monotonic())
         try:
             for graph, model in TRITON_MODELS.items():
-                if not self._client.is_model_ready(model, client_timeout=self.timeout_s):
+                if not self._client.is_model_ready(model, client_timeout=left()):
                     raise EngineUnavailable(f'Triton server at {self.url}: model {model} is not '
                                             'ready')
-                meta = self._client.get_model_metadata(model, client_timeout=self.timeout_s)
+                meta = self._client.get_model_metadata(model, client_timeout=left())
                 self._compare(graph, meta)
         except self._grpc_error() as exc:
             raise self._unavailable(exc) from exc

@@ -55,8 +55,9 @@ class _Stats:
     def line(self) -> str:
         with self.lock:
             return ', '.join(f"{m}: {c['requests']} requests in {c['batches']} batches "
-                             f"(max {c['max_batch']}, {1e3 * c['busy_s'] / max(1, c['batches']):.1f}"
-                             ' ms per batch)' for m, c in sorted(self.counts.items())) or 'idle'
+                             f"(max {c['max_batch']}, "
+                             f"{1e3 * c['busy_s'] / max(1, c['batches']):.1f} ms per batch)"
+                             for m, c in sorted(self.counts.items())) or 'idle'
 
 
 def make_infer_functions(model_dir: Path, threads: int, stats: _Stats) -> dict:
