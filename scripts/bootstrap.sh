@@ -18,7 +18,8 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 inputs_hash() {
   (cd "$ROOT" && cat scripts/bootstrap.sh scripts/build_msgs.sh scripts/cmake/*.cmake requirements/*.txt \
      unipixel_msgs/CMakeLists.txt unipixel_msgs/package.xml unipixel_msgs/msg/* unipixel_msgs/srv/* \
-     unipixel_msgs/action/* unipixel_ros/setup.py unipixel_sim/setup.py 2>/dev/null; echo "$PYTHON") \
+     unipixel_msgs/action/* unipixel_ros/setup.py unipixel_sim/setup.py 2>/dev/null
+   echo "$PYTHON ${UNIPIXEL_TRITON_SERVER:-1}") \
     | sha256sum | cut -d' ' -f1
 }
 
@@ -88,6 +89,9 @@ if [[ "${UNIPIXEL_TRITON_SERVER:-1}" != 0 ]]; then
   "$SERVER_VENV/bin/python" -m pip install --disable-pip-version-check -q \
     -r "$ROOT/requirements/triton-server.txt"
   "$SERVER_VENV/bin/python" -c 'import pytriton.triton, onnxruntime'
+  # PyTriton's Python backend stub links libpython3.x.so: the interpreter must have one
+  "$SERVER_VENV/bin/python" -c 'import sysconfig, sys; sys.exit(not sysconfig.get_config_var("Py_ENABLE_SHARED"))' \
+    || log "WARNING: $PYTHON has no shared libpython; unipixel-ros serve needs one (PYTHON=/usr/bin/python3 works on Debian)"
 fi
 echo "$HASH" > "$STAMP"
 log "environment ready: $VENV"

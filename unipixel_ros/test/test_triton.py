@@ -377,6 +377,8 @@ def test_node_reports_a_killed_server_and_resumes_when_it_is_back(server, export
     results, statuses = [], []
     n.create_subscription(ReferringResult, 'unipixel/result', results.append, reliable)
     n.create_subscription(PipelineStatus, 'unipixel/status', statuses.append, reliable)
+    replies = []
+    n.create_subscription(String, 'unipixel/reply', lambda m: replies.append(m.data), reliable)
     rgb = _frames(1)[0]
     depth = np.full((H, W), 700, np.uint16)
     clock = [1000.0]
@@ -415,10 +417,14 @@ def test_node_reports_a_killed_server_and_resumes_when_it_is_back(server, export
         assert len(statuses) > mark + 5 and len(results) <= before_kill + 2
         down = [s for s in statuses[mark:] if 'unavailable' in s.message][-1]
         assert down.errors > 0 and down.state == 'tracking'
+        speech.publish(String(data='the blue block'))   # heard while the server is down: kept
+        stream(1.0)
+        assert not any('could not understand' in r for r in replies), replies
         server.start(wait=False)
         mark, before = len(statuses), len(results)
         assert stream(120, lambda: said('inference server back', mark)), server.log()
-        assert stream(10, lambda: len(results) >= before + 5), 'no results after the restart'
+        assert stream(10, lambda: sum(r.query == 'the blue block' for r in results[before:]) >= 5), \
+            'no results for the command heard during the outage'
         assert node_proc.poll() is None
         print('\n'.join(dict.fromkeys(s.message for s in statuses if 'server' in s.message)))
     finally:
