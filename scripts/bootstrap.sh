@@ -6,7 +6,7 @@
 #   3. unipixel_msgs built with CMake into the venv prefix;
 #   4. unipixel_ros and unipixel_sim installed in editable mode (console scripts in .venv/bin);
 #   5. .venv-triton: the model server's own venv (`unipixel-ros serve`: nvidia-pytriton, which pins
-#      numpy<2, and onnxruntime; ~470 MB, ~35 s). UNIPIXEL_TRITON_SERVER=0 skips it.
+#      numpy<2, and onnxruntime; ~470 MB, ~25 s). UNIPIXEL_TRITON_SERVER=0 skips it.
 # Idempotent: a stamp holding the hash of every input makes a second run return in about a second.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

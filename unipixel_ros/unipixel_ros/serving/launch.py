@@ -15,9 +15,11 @@ found the distribution's libpython 3.11.2 under a pyenv 3.11.7 standard library 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,13 +75,14 @@ def server_env(python: str) -> dict:
 def server_command(python: str, model_dir: str | Path, grpc_port: int, http_port: int,
                    metrics_port: int, address: str = '127.0.0.1', threads: int = 0,
                    max_batch_size: int = 8, max_queue_delay_us: int = 2000,
-                   stats_every_s: float = 30.0) -> list[str]:
+                   stats_every_s: float = 30.0, workspace: str | Path | None = None) -> list[str]:
     """The argv of the server process (see :mod:`unipixel_ros.serving.triton_server`)."""
     return [python, '-m', 'unipixel_ros.serving.triton_server', '--model-dir', str(model_dir),
             '--grpc-port', str(grpc_port), '--http-port', str(http_port), '--metrics-port',
             str(metrics_port), '--address', address, '--threads', str(threads),
             '--max-batch-size', str(max_batch_size), '--max-queue-delay-us',
-            str(max_queue_delay_us), '--stats-every-s', str(stats_every_s)]
+            str(max_queue_delay_us), '--stats-every-s', str(stats_every_s)] + (
+                ['--workspace', str(workspace)] if workspace else [])
 
 
 def start_server(model_dir: str | Path, grpc_port: int, http_port: int | None = None,
@@ -88,34 +91,71 @@ def start_server(model_dir: str | Path, grpc_port: int, http_port: int | None = 
     it to be ready: see :func:`wait_until_ready`). ``http_port`` / ``metrics_port`` default to
     ``grpc_port - 1`` / ``grpc_port + 1`` (Triton's 8000/8001/8002 layout); ``log``: a file
     for the server's stdout and stderr (None: inherit). ``kwargs``: see :func:`server_command`.
+
+    The server's working files (PyTriton's copy of Triton, 22 MB, and its sockets) go to a
+    temporary folder, ``proc.workspace``, that :func:`stop_server` and :func:`kill_server`
+    remove: a killed server cannot clean up itself.
     """
     python = server_python()
+    workspace = Path(tempfile.mkdtemp(prefix='unipixel_triton_'))
     cmd = server_command(python, model_dir, grpc_port,
                          grpc_port - 1 if http_port is None else http_port,
-                         grpc_port + 1 if metrics_port is None else metrics_port, **kwargs)
-    return subprocess.Popen(cmd, env=server_env(python), stdout=log, stderr=log,
+                         grpc_port + 1 if metrics_port is None else metrics_port,
+                         workspace=workspace / 'pytriton', **kwargs)
+    proc = subprocess.Popen(cmd, env=server_env(python), stdout=log, stderr=log,
                             start_new_session=True)
+    proc.workspace = workspace
+    return proc
+
+
+def _remove_workspace(proc: subprocess.Popen) -> None:
+    workspace = getattr(proc, 'workspace', None)
+    if workspace is not None:
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 def stop_server(proc: subprocess.Popen, timeout_s: float = 30.0) -> int:
-    """SIGTERM the server (a clean stop), SIGKILL its process group after ``timeout_s``."""
+    """SIGTERM the server (a clean stop), SIGKILL its process group after ``timeout_s``; its
+    exit code."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             kill_server(proc)
+    _remove_workspace(proc)
     return proc.returncode
+
+
+def _backend_model_copies(proc: subprocess.Popen) -> list[Path]:
+    """The model folders Triton's Python backend copied for this server's stubs (always under
+    /tmp/folderXXXXXX, whatever TMPDIR says), read from the stubs' command lines."""
+    import psutil
+    found = []
+    try:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            for arg in child.cmdline():
+                path = Path(arg)
+                if path.name == 'model.py' and path.parent.parent.name.startswith('folder'):
+                    found.append(path.parent.parent)
+    except (psutil.Error, OSError):
+        pass
+    return found
 
 
 def kill_server(proc: subprocess.Popen) -> None:
     """SIGKILL the server's whole process group (Triton and its Python backends with it), as a
-    crash of the server host would."""
+    crash of the server host would, then remove its working files (a clean stop removes the
+    Python backend's model copies itself; a killed one cannot)."""
+    copies = _backend_model_copies(proc)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     proc.wait(timeout=30)
+    _remove_workspace(proc)
+    for folder in copies:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def wait_until_ready(url: str, timeout_s: float = 120.0, proc: subprocess.Popen | None = None,
@@ -184,3 +224,4 @@ def serve(model_path: str | Path, backend: str = 'unipixel', port: int = 8001,
             signal.signal(s, handler)
         if proc.poll() is None:
             kill_server(proc)
+        _remove_workspace(proc)

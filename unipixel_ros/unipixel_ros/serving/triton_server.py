@@ -115,7 +115,7 @@ def _tensors(manifest: dict):
 def serve(model_dir: str | Path, grpc_port: int = 8001, http_port: int = 8000,
           metrics_port: int = 8002, address: str = '127.0.0.1', threads: int = 0,
           max_batch_size: int = 8, max_queue_delay_us: int = 2000, stats_every_s: float = 30.0,
-          stop: threading.Event | None = None) -> None:
+          stop: threading.Event | None = None, workspace: str | None = None) -> None:
     """Serve an ONNX export with Triton until SIGINT/SIGTERM (or ``stop`` is set).
 
     Args:
@@ -127,6 +127,8 @@ def serve(model_dir: str | Path, grpc_port: int = 8001, http_port: int = 8000,
         max_queue_delay_us: longest wait of a request for others to join its batch, microseconds.
         stats_every_s: period of the requests/batches log line, seconds (0 = never).
         stop: an event that ends serving when set (tests, embedding); signals set it too.
+        workspace: PyTriton's folder for Triton's binaries, model store and sockets (None: a
+            new one under ~/.cache/pytriton, removed on a clean stop).
     """
     from pytriton.model_config import DynamicBatcher, ModelConfig
     from pytriton.triton import Triton, TritonConfig
@@ -146,7 +148,7 @@ def serve(model_dir: str | Path, grpc_port: int = 8001, http_port: int = 8000,
         signal.signal(sig, lambda signum, _frame: (LOG.info('signal %d: stopping', signum),
                                                    stop.set()))
     specs = _tensors(manifest)
-    with Triton(config=config) as triton:
+    with Triton(config=config, workspace=workspace) as triton:
         for graph, model in TRITON_MODELS.items():
             inputs, outputs = specs[graph]
             delay = 0 if graph == 'text' else max_queue_delay_us
@@ -181,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--max-batch-size', type=int, default=8)
     p.add_argument('--max-queue-delay-us', type=int, default=2000)
     p.add_argument('--stats-every-s', type=float, default=30.0)
+    p.add_argument('--workspace', help="PyTriton's working folder (default: a new one)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format='[unipixel-serve] %(asctime)s %(message)s')
@@ -189,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest = json.loads((Path(args.model_dir) / 'model.json').read_text())
     LOG.info('serving %s (%s)', args.model_dir, manifest.get('checkpoint'))
     serve(args.model_dir, args.grpc_port, args.http_port, args.metrics_port, args.address,
-          args.threads, args.max_batch_size, args.max_queue_delay_us, args.stats_every_s)
+          args.threads, args.max_batch_size, args.max_queue_delay_us, args.stats_every_s,
+          workspace=args.workspace)
     return 0
 
 
