@@ -60,8 +60,9 @@ class _Stats:
                              for m, c in sorted(self.counts.items())) or 'idle'
 
 
-def make_infer_functions(model_dir: Path, threads: int, stats: _Stats) -> dict:
-    """{graph: PyTriton infer callable} over ONNX Runtime sessions of an export directory.
+def make_infer_functions(model_dir: Path, threads: int, stats: _Stats) -> tuple[dict, dict]:
+    """({graph: PyTriton infer callable}, the export's manifest) over ONNX Runtime sessions of
+    an export directory.
 
     Each callable takes a list of requests (a dynamic batch: PyTriton hands the requests Triton
     grouped as separate dicts of (1, ...) arrays; no ``@batch`` stacking, since the graphs take a
