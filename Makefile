@@ -45,4 +45,4 @@ clean:
 	rm -rf build bench_out .pytest_cache
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-triton

@@ -7,6 +7,8 @@
 #   4. unipixel_ros and unipixel_sim installed in editable mode (console scripts in .venv/bin),
 #      and registered in the venv as an ament prefix (ament index markers, share/<pkg>/ symlinks,
 #      lib/<pkg>/<executable>), so ros2 run / ros2 launch / FindPackageShare find them.
+#   5. .venv-triton: the model server's own venv (`unipixel-ros serve`: nvidia-pytriton, which pins
+#      numpy<2, and onnxruntime; ~470 MB, ~25 s). UNIPIXEL_TRITON_SERVER=0 skips it.
 # Idempotent: a stamp holding the hash of every input makes a second run return in about a second.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,7 +23,7 @@ inputs_hash() {
      unipixel_msgs/action/* unipixel_ros/setup.py unipixel_sim/setup.py scripts/ament_prefix.py 2>/dev/null
    # data_files are globbed: a new launch/config file must re-register the ament prefix
    ls unipixel_ros/launch unipixel_ros/config unipixel_ros/resource unipixel_sim/launch \
-     unipixel_sim/config unipixel_sim/resource 2>/dev/null; echo "$PYTHON") \
+     unipixel_sim/config unipixel_sim/resource 2>/dev/null; echo "$PYTHON ${UNIPIXEL_TRITON_SERVER:-1}") \
     | sha256sum | cut -d' ' -f1
 }
 
@@ -81,7 +83,22 @@ log "registering unipixel_ros and unipixel_sim in the venv's ament index"
 "$VENV/bin/python" "$ROOT/scripts/ament_prefix.py" --prefix "$VENV" "$ROOT/unipixel_ros" "$ROOT/unipixel_sim"
 
 "$VENV/bin/python" - <<'PY'
-import open3d, torch, onnxruntime, rclpy, unipixel_msgs.msg, unipixel_ros  # noqa: F401
+import open3d, torch, onnxruntime, rclpy, tritonclient.grpc, unipixel_msgs.msg, unipixel_ros  # noqa: F401
 PY
+
+# ---- 5. the model server's venv ------------------------------------------------------------------
+if [[ "${UNIPIXEL_TRITON_SERVER:-1}" != 0 ]]; then
+  SERVER_VENV="$ROOT/.venv-triton"
+  if [[ ! -x "$SERVER_VENV/bin/python" ]]; then
+    log "creating $SERVER_VENV (the Triton model server: PyTriton needs numpy<2)"
+    "$PYTHON" -m venv "$SERVER_VENV"
+  fi
+  "$SERVER_VENV/bin/python" -m pip install --disable-pip-version-check -q \
+    -r "$ROOT/requirements/triton-server.txt"
+  "$SERVER_VENV/bin/python" -c 'import pytriton.triton, onnxruntime'
+  # PyTriton's Python backend stub links libpython3.x.so: the interpreter must have one
+  "$SERVER_VENV/bin/python" -c 'import sysconfig, sys; sys.exit(not sysconfig.get_config_var("Py_ENABLE_SHARED"))' \
+    || log "WARNING: $PYTHON has no shared libpython; unipixel-ros serve needs one (PYTHON=/usr/bin/python3 works on Debian)"
+fi
 echo "$HASH" > "$STAMP"
 log "environment ready: $VENV"

@@ -1,6 +1,6 @@
 """The house plan of docs/ARCHITECTURE.md, checked on the code: layers import only downward, no
 import cycles, rclpy only in ros/ (and the node benchmark, a ROS client), nothing imports
-unipixel_sim, and the engines that run exported graphs load no torch."""
+unipixel_sim, and the engines that run exported graphs (and the model server) load no torch."""
 from __future__ import annotations
 
 import ast
@@ -13,8 +13,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / 'unipixel_ros'
 
 #: Layers from the bottom up; a module may import its own layer and the ones below it.
-LAYERS = ('base', 'perception', 'dataset', 'language', 'model', 'engines', 'backends', 'inference',
-          'training', 'ros', 'benchmarks', 'cli')
+LAYERS = ('base', 'perception', 'dataset', 'language', 'model', 'engines', 'backends', 'serving',
+          'inference', 'training', 'ros', 'benchmarks', 'cli')
 #: Top-level modules of the base layer.
 BASE = ('paths', 'machine')
 #: Modules that may import rclpy: the ROS layer and the benchmarks that drive a real node as ROS
@@ -118,6 +118,8 @@ def test_only_the_ros_layer_imports_rclpy_and_nothing_imports_the_simulator():
 
 @pytest.mark.parametrize('module', ['unipixel_ros.engines.onnx_engine',
                                     'unipixel_ros.engines.tensorrt_engine',
+                                    'unipixel_ros.engines.triton_engine',
+                                    'unipixel_ros.serving.triton_server',
                                     'unipixel_ros.model.graph_io'])
 def test_engines_that_run_exported_graphs_import_no_torch(module):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch was imported'"

@@ -1,7 +1,8 @@
 """``unipixel-ros``: the command line of the perception stack (argument parsing only: every
 command calls a library function). Model: train, weights, finetune-selection, fit-attributes,
-export; measurement: eval-dataset, bench. The simulated demo and the closed-loop evaluation are
-``unipixel-sim demo`` / ``unipixel-sim eval-closed-loop``.
+export; serving: serve (a Triton server for a fleet); measurement: eval-dataset, bench. The
+simulated demo and the closed-loop evaluation are ``unipixel-sim demo`` /
+``unipixel-sim eval-closed-loop``.
 
 Every sub-command prints a one-line summary; benchmarks print their JSON on stdout and also write
 it (plus a PNG chart) to the requested file.
@@ -306,6 +307,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.format == 'tensorrt':
             from unipixel_ros.engines.tensorrt_engine import import_tensorrt
             import_tensorrt()  # fail before the (slow) ONNX export
+        if args.format == 'triton':
+            return _export_triton(ckpt, args)
         result = export_onnx(ckpt, args.out, parity_samples=args.parity_samples)
         print(format_parity(result.parity))
         if args.format == 'tensorrt':
@@ -334,6 +337,54 @@ def cmd_bench_sam3(args: argparse.Namespace) -> int:
     _write_json(Path(args.json), result)
     print(f'wrote {args.json}', file=sys.stderr)
     return 0
+
+
+def _export_triton(ckpt: Path, args: argparse.Namespace) -> int:
+    """``export --format triton``: the ONNX export (into ``OUT/onnx``), then a Triton model
+    repository and the robots' client folder beside it (``serving/model_repository.py``)."""
+    import importlib.util
+
+    from unipixel_ros.model.export import export_onnx, format_parity
+    from unipixel_ros.serving.model_repository import docker_command, write_model_repository
+
+    result = export_onnx(ckpt, Path(args.out) / 'onnx', parity_samples=args.parity_samples)
+    print(format_parity(result.parity))
+    tensorrt = importlib.util.find_spec('tensorrt') is not None
+    out = write_model_repository(result.out_dir, args.out, tensorrt=tensorrt,
+                                 instances=args.instances)
+    kind = 'TensorRT plans' if tensorrt else 'ONNX graphs (no TensorRT here)'
+    print(f'exported {ckpt} -> {out / "model_repository"} ({kind}); robots: engine:=triton '
+          f'model_path:={out / "client"}')
+    print(f'serve it on a GPU host with:\n  {docker_command(out)}')
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``unipixel-ros serve``: a Triton server hosting the model until SIGINT/SIGTERM; with
+    ``--check``, only ask whether a server at ``--port`` is ready (exit 0) or not (exit 1)."""
+    from unipixel_ros.serving.launch import ServeError, serve, wait_until_ready
+
+    if args.check:
+        try:
+            wait_until_ready(f'{args.address}:{args.port}', timeout_s=args.check_timeout)
+        except ServeError as exc:
+            print(f'unipixel-ros serve: not ready: {exc}', file=sys.stderr)
+            return 1
+        print(f'ready: grpc://{args.address}:{args.port}')
+        return 0
+    path = args.model_path
+    if path is None:
+        path = _resolve_checkpoint(argparse.Namespace(checkpoint=None), 'unipixel-ros serve')
+        if path is None:
+            return 1
+    try:
+        return serve(path, backend=args.backend, port=args.port, address=args.address,
+                     threads=args.threads, max_batch_size=args.max_batch_size,
+                     max_queue_delay_us=args.max_queue_delay_us,
+                     stats_every_s=args.stats_every)
+    except (ServeError, RuntimeError, OSError) as exc:
+        print(f'unipixel-ros serve: {exc}', file=sys.stderr)
+        return 1
 
 
 def cmd_bench_model(args: argparse.Namespace) -> int:
@@ -411,6 +462,27 @@ def cmd_bench_soak(args: argparse.Namespace) -> int:
     print(json.dumps(summary, indent=2, sort_keys=True))
     print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
     return 0 if result['passed'] else 3
+
+
+def cmd_bench_fleet(args: argparse.Namespace) -> int:
+    from unipixel_ros.benchmarks.fleet import bench_fleet, plot_fleet
+    from unipixel_ros.machine import machine_context
+
+    ckpt = _resolve_checkpoint(args, 'unipixel-ros bench fleet')
+    if ckpt is None:
+        return 1
+    machine = machine_context()   # before the run: the load average then is not our own
+    result = bench_fleet(str(ckpt), streams=args.streams, seconds=args.seconds,
+                         rate_hz=args.rate, server_threads=args.server_threads,
+                         progress=lambda line: print(line, file=sys.stderr))
+    result['machine'] = machine
+    result['machine_after'] = machine_context()
+    print(json.dumps(result, indent=2, sort_keys=True))
+    out = Path(args.json)
+    _write_json(out, result)
+    plot_fleet(result, out.with_suffix('.png'))
+    print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+    return 0
 
 
 def cmd_bench_all(args: argparse.Namespace) -> int:
@@ -491,7 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              'overhead, drops, memory')
     node.add_argument('--json', required=True, help='write the result here (and a PNG beside it)')
     node.add_argument('--checkpoint', help=ckpt_help)
-    node.add_argument('--engine', default='onnxruntime', choices=('torch', 'onnxruntime', 'tensorrt'))
+    node.add_argument('--engine', default='onnxruntime',
+                      choices=('torch', 'onnxruntime', 'tensorrt', 'triton'),
+                      help='triton: pass --param triton_url:=HOST:PORT of a running server')
     node.add_argument('--seconds', type=float, default=30.0)
     node.add_argument('--rate', type=float, default=15.0, help='input frame rate, Hz')
     node.add_argument('--threads', type=int, default=2, help='engine CPU threads')
@@ -520,6 +594,17 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument('--param', action='append', default=[], metavar='NAME:=VALUE',
                       help='extra unipixel_node parameter (repeatable)')
     soak.set_defaults(func=cmd_bench_soak)
+    fleet = bench_sub.add_parser('fleet', help='N camera streams (one node process each) '
+                                               'against one Triton server vs N in-process nodes')
+    fleet.add_argument('--json', required=True, help='write the result here (and a PNG beside it)')
+    fleet.add_argument('--checkpoint', help=ckpt_help)
+    fleet.add_argument('--streams', type=int, nargs='+', default=[1, 2, 4, 8])
+    fleet.add_argument('--seconds', type=float, default=20.0,
+                       help='streaming time per configuration')
+    fleet.add_argument('--rate', type=float, default=15.0, help='frame rate of each stream, Hz')
+    fleet.add_argument('--server-threads', type=int, default=2,
+                       help='ONNX Runtime threads per graph in the server')
+    fleet.set_defaults(func=cmd_bench_fleet)
 
     ball = bench_sub.add_parser('all', help='geometry, model and node benchmarks -> one JSON + PNG')
     ball.add_argument('--out', default='bench_out', help='output folder (default bench_out)')
@@ -531,11 +616,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser('export', help='export a checkpoint to ONNX (and TensorRT engines)')
     export.add_argument('--checkpoint', help=ckpt_help)
-    export.add_argument('--format', choices=('onnx', 'tensorrt'), default='onnx')
+    export.add_argument('--format', choices=('onnx', 'tensorrt', 'triton'), default='onnx',
+                        help='triton: a model repository for the official Triton container '
+                             '(ONNX graphs, or TensorRT plans where TensorRT exists) plus the '
+                             "robots' client folder")
     export.add_argument('--out', required=True, help='output directory')
+    export.add_argument('--instances', type=int, default=1,
+                        help='triton: model instances per model (instance_group count)')
     export.add_argument('--parity-samples', type=int, default=8,
                         help='random samples for the torch vs ONNX Runtime check')
     export.set_defaults(func=cmd_export)
+
+    srv = sub.add_parser('serve', help='a Triton Inference Server (PyTriton) hosting the model '
+                                       'for many robots: engine:=triton on each')
+    srv.add_argument('--backend', default='unipixel', choices=('unipixel',),
+                     help='model family (SAM 3 is a follow-up: docs/FLEET.md)')
+    srv.add_argument('--model-path', help='.safetensors checkpoint or ONNX export directory '
+                                          '(default: the shipped model)')
+    srv.add_argument('--port', type=int, default=8001,
+                     help='gRPC port (HTTP on port-1, metrics on port+1; default %(default)s)')
+    srv.add_argument('--address', default='127.0.0.1',
+                     help="interface to listen on ('0.0.0.0' for robots on the network)")
+    srv.add_argument('--threads', type=int, default=0,
+                     help='ONNX Runtime threads per graph (0 = one per physical core)')
+    srv.add_argument('--max-batch-size', type=int, default=8,
+                     help='most requests the dynamic batcher groups (default %(default)s)')
+    srv.add_argument('--max-queue-delay-us', type=int, default=2000,
+                     help='longest wait for a batch to fill, microseconds (default %(default)s)')
+    srv.add_argument('--stats-every', type=float, default=30.0,
+                     help='log requests and batches per model every this many seconds')
+    srv.add_argument('--check', action='store_true',
+                     help='only check that a server at --address:--port is ready (exit 0/1)')
+    srv.add_argument('--check-timeout', type=float, default=5.0, help='seconds, with --check')
+    srv.set_defaults(func=cmd_serve)
 
     fa = sub.add_parser('fit-attributes', help="fit the metric attribute head (category and "
                                                "size from the heads + the measured 3D box)")

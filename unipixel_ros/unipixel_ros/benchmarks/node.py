@@ -17,7 +17,12 @@ query.
   ``input_delay_ms_median`` (stamp -> synchronised frame in the node), ``queue_wait_ms_median``
   (latest-frame slot) and ``worker_overhead_ms_median`` (worker time per frame minus the model,
   including the outputs published after the result) split it further;
-* dropped frames (latest-frame policy) and the node's resident memory (psutil).
+* dropped frames (latest-frame policy), the node's resident memory (``rss_mb``, max of one
+  sample a second) and its CPU use while streaming (``cpu_pct``: user + system CPU time over
+  wall time, 100 = one core; psutil).
+
+``ready_path`` / ``go_path`` line several benches up (``bench fleet``): once the node is active
+the bench creates ``ready_path`` and waits for ``go_path`` to exist before it speaks and streams.
 
 The bench subscribes only to the result and the status, as a robot's task layer would; the node
 then skips drawing and publishing the mask, overlay, cloud and markers topics (it builds them
@@ -121,7 +126,8 @@ def stop_node(node_proc, timeout_s: float = 20.0) -> int:
 
 def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float = 30.0,
                rate_hz: float = 15.0, data: str | None = None, threads: int = 2,
-               node_params: list | None = None, subscribe_all: bool = False) -> dict:
+               node_params: list | None = None, subscribe_all: bool = False,
+               ready_path: str | None = None, go_path: str | None = None) -> dict:
     """Run the benchmark (see the module docstring) and return its JSON-ready summary.
 
     ``node_params``: extra ``NAME:=VALUE`` node parameters. ``subscribe_all``: also subscribe
@@ -176,12 +182,20 @@ def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float
                              QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     try:
         wait_active(node, statuses, node_proc, log)
+        deadline = time.monotonic() + 120.0
+        if ready_path:
+            Path(ready_path).touch()
+        while go_path and not Path(go_path).exists():
+            if node_proc.poll() is not None or time.monotonic() > deadline + 600:
+                raise RuntimeError('unipixel_node exited, or no go, while waiting to start')
+            rclpy.spin_once(node, timeout_sec=0.1)
         pub_s.publish(String(data=frames[0][3]))
         period = 1.0 / rate_hz
         start = time.monotonic()
         next_t = start
         rss, publisher_ms = [], []
         proc = psutil.Process(node_proc.pid)
+        cpu0 = sum(proc.cpu_times()[:2])
         while time.monotonic() - start < seconds:
             rgb, depth, intr, _ = frames[(sent // 30) % len(frames)]
             stamp = node.get_clock().now()
@@ -197,6 +211,7 @@ def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float
             next_t += period
             while time.monotonic() < next_t:
                 rclpy.spin_once(node, timeout_sec=max(0.0, next_t - time.monotonic()))
+        cpu_pct = 100.0 * (sum(proc.cpu_times()[:2]) - cpu0) / (time.monotonic() - start)
         end = time.monotonic() + 3.0
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -235,6 +250,7 @@ def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float
         'queue_wait_ms_median': round(float(last.queue_wait_ms_median), 2) if last else None,
         'output_rate_hz': round(float(last.output_rate_hz), 2) if last else 0.0,
         'rss_mb': round(float(np.max(rss)), 1) if rss else None,
+        'cpu_pct': round(cpu_pct, 1),
         'frames_source': data or 'analytic scene',
         'outputs_received': outputs_received, 'node_params': list(node_params or ()),
         'query': frames[0][3],

@@ -1,7 +1,7 @@
-"""Inference engines behind one interface (torch | onnxruntime | tensorrt)."""
+"""Inference engines behind one interface (torch | onnxruntime | tensorrt | triton)."""
 from unipixel_ros.model.graph_io import GRAPH_IO
 
-from .base import Engine, EngineError
+from .base import Engine, EngineError, EngineUnavailable
 
 
 def create_engine(kind: str, model_path: str, device: str = 'cpu', **kwargs) -> Engine:
@@ -15,7 +15,10 @@ def create_engine(kind: str, model_path: str, device: str = 'cpu', **kwargs) -> 
     if kind == 'tensorrt':
         from .tensorrt_engine import TensorRTEngine
         return TensorRTEngine(model_path, **kwargs)
-    raise EngineError(f'unknown engine {kind!r}: choose torch, onnxruntime or tensorrt')
+    if kind == 'triton':
+        from .triton_engine import TritonEngine
+        return TritonEngine(model_path, device=device, **kwargs)
+    raise EngineError(f'unknown engine {kind!r}: choose torch, onnxruntime, tensorrt or triton')
 
 
-__all__ = ['GRAPH_IO', 'Engine', 'EngineError', 'create_engine']
+__all__ = ['GRAPH_IO', 'Engine', 'EngineError', 'EngineUnavailable', 'create_engine']

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 
@@ -15,6 +16,30 @@ from unipixel_ros.model.graph_io import preprocess, upsample_logits
 
 class EngineError(RuntimeError):
     """An engine cannot be built or run (missing file, unsupported back-end, bad input)."""
+
+
+class EngineUnavailable(EngineError):
+    """A remote engine's server cannot be reached or did not answer in time; it may come back
+    (the next call tries again, nothing needs rebuilding)."""
+
+
+def _fast_tokenizer(tokenizer_dir: Path, max_tokens: int):
+    """A ``tokenizers.Tokenizer`` from ``tokenizer_dir/tokenizer.json`` that truncates and pads
+    every text to ``max_tokens`` with the pad token and side of ``tokenizer_config.json``."""
+    import json
+
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(tokenizer_dir / 'tokenizer.json'))
+    try:
+        cfg = json.loads((tokenizer_dir / 'tokenizer_config.json').read_text())
+    except (OSError, ValueError):
+        cfg = {}
+    pad = cfg.get('pad_token') or '[PAD]'
+    pad = pad.get('content', '[PAD]') if isinstance(pad, dict) else pad
+    tok.enable_truncation(max_length=max_tokens)
+    tok.enable_padding(length=max_tokens, pad_id=tok.token_to_id(pad) or 0, pad_token=pad,
+                       direction=cfg.get('padding_side', 'right'))
+    return tok
 
 
 class Engine(ABC):
@@ -33,6 +58,7 @@ class Engine(ABC):
         self.max_tokens = int(cfg.get('max_text_tokens', 24))
         self.last_timings: dict = {}
         self._tokenizer = None
+        self._fast_tokenizer = None
 
     # ---- text -------------------------------------------------------------------------------
     def tokenize(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -46,6 +72,25 @@ class Engine(ABC):
         enc = self._tokenizer([text], padding='max_length', truncation=True,
                               max_length=self.max_tokens, return_tensors='np')
         return enc['input_ids'].astype(np.int64), enc['attention_mask'].astype(np.int64)
+
+    def tokenize_with_export(self, text: str, tokenizer_dir) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`tokenize` with the tokenizer saved in an export (``tokenizer_dir``, or None).
+
+        With its ``tokenizer.json``, the ``tokenizers`` library alone does it, set up as
+        transformers' ``padding='max_length', truncation=True`` (the same ids: test_triton.py):
+        transformers' AutoTokenizer imports torch when it is installed, 230 MB of RSS in a
+        process that runs its model with ONNX Runtime or on a server. Otherwise transformers.
+        """
+        if self._fast_tokenizer is None and tokenizer_dir is not None and \
+                (Path(tokenizer_dir) / 'tokenizer.json').is_file():
+            self._fast_tokenizer = _fast_tokenizer(Path(tokenizer_dir), self.max_tokens)
+        if self._fast_tokenizer is not None:
+            enc = self._fast_tokenizer.encode(text)
+            return np.asarray([enc.ids], np.int64), np.asarray([enc.attention_mask], np.int64)
+        if self._tokenizer is None and tokenizer_dir is not None and Path(tokenizer_dir).is_dir():
+            from transformers import AutoTokenizer
+            self._tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        return Engine.tokenize(self, text)
 
     def encode_text(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """-> prompt (1, L, D) float32, prompt_mask (1, L) float32. Once per command."""

@@ -131,11 +131,9 @@ class OnnxRuntimeEngine(Engine):
         self._tokenizer_dir = self.model_dir / tok if tok else None
 
     def tokenize(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        # Prefer the tokenizer saved with the export: no text-encoder package or download needed.
-        if self._tokenizer is None and self._tokenizer_dir and self._tokenizer_dir.is_dir():
-            from transformers import AutoTokenizer
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self._tokenizer_dir))
-        return super().tokenize(text)
+        # Prefer the tokenizer saved with the export: no text-encoder package or download needed,
+        # and no torch (see Engine.tokenize_with_export).
+        return self.tokenize_with_export(text, self._tokenizer_dir)
 
     def _run(self, graph: str, feeds: dict) -> list[np.ndarray]:
         return self.sessions[graph].run(GRAPH_IO[graph]['outputs'], feeds)

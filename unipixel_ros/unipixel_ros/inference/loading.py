@@ -15,7 +15,7 @@ from .settings import DEFAULT_SETTINGS, DecisionSettings
 #: The shipped model, installed with the package.
 DEFAULT_CHECKPOINT = (Path(__file__).resolve().parent.parent / 'weights'
                       / 'unipixel_sim_v5.safetensors')
-ENGINES = ('torch', 'onnxruntime', 'tensorrt')
+ENGINES = ('torch', 'onnxruntime', 'tensorrt', 'triton')
 
 
 class LoadError(RuntimeError):
@@ -38,8 +38,10 @@ def open_engine(kind: str, model_path: str | Path | None = None, device: str = '
     """(resolved model path, Engine) for a checkpoint or an export directory.
 
     Args:
-        kind: 'torch', 'onnxruntime' or 'tensorrt'.
-        model_path: .safetensors checkpoint or ONNX export directory (None: the shipped model).
+        kind: 'torch', 'onnxruntime', 'tensorrt' or 'triton' (a Triton server runs the graphs;
+            ``url`` and ``timeout_s`` in ``kwargs``, see ``engines.triton_engine``).
+        model_path: .safetensors checkpoint or ONNX export directory (None: the shipped model);
+            for 'triton', what the server hosts (only its manifest and tokenizer are read).
         device: 'cpu' or 'cuda' (torch, onnxruntime).
         threads: CPU threads of the engine (0 = the library default).
         kwargs: passed to the engine (e.g. ``spin`` for ONNX Runtime).

@@ -46,10 +46,17 @@ PARAMETERS = (
     ('backend', 'unipixel',
      'Model family: unipixel (the shipped referring model) | sam3 (SAM 3 open-vocabulary '
      'candidates + the referring resolver; needs model_path).', True, ''),
-    ('engine', 'onnxruntime', 'Inference back-end: torch | onnxruntime | tensorrt.', True, ''),
+    ('engine', 'onnxruntime',
+     'Inference back-end: torch | onnxruntime | tensorrt | triton (a Triton server at '
+     'triton_url runs the model).', True, ''),
     ('model_path', '', 'Checkpoint (.safetensors) or ONNX export dir; empty = shipped model. '
-     'backend sam3: a Hugging Face id (facebook/sam3) or a local Hugging Face directory.',
+     'backend sam3: a Hugging Face id (facebook/sam3) or a local Hugging Face directory. '
+     'For engine triton: what the server hosts (only its manifest and tokenizer are read).',
      True, ''),
+    ('triton_url', '127.0.0.1:8001', 'gRPC host:port of the Triton server (engine triton).',
+     True, ''),
+    ('triton_timeout_s', 1.0, 'Deadline of one request to the Triton server, s (engine triton).',
+     True, '> 0'),
     ('device', 'cpu', 'cpu | cuda (torch, onnxruntime).', True, ''),
     ('threads', 2, 'CPU threads of the engine (0 = library default).', True, '>= 0'),
     ('geometry_threads', 1, 'CPU threads of the cloud filters (open3d; 0 = its default).', True,
@@ -105,7 +112,8 @@ PARAMETERS = (
 _UNIT = ('exists_threshold', 'uncertain_threshold', 'mask_threshold', 'verify_min_prob')
 _POSITIVE = ('slop', 'camera_info_timeout_s', 'time_jump_threshold_s', 'min_depth_m',
              'status_rate_hz', 'gripper_finger_depth_m', 'depth_scale', 'tf_timeout_s',
-             'expected_rate_hz', 'diagnostics_latency_warn_ms', 'diagnostics_latency_error_ms')
+             'expected_rate_hz', 'diagnostics_latency_warn_ms', 'diagnostics_latency_error_ms',
+             'triton_timeout_s')
 _AT_LEAST_ONE = ('queue_size', 'max_misses', 'pick_stable_frames', 'time_jump_messages')
 
 

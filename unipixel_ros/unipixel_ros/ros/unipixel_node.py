@@ -7,10 +7,9 @@ on_cleanup frees the engine. This module is wiring only: parameters (``parameter
 message conversion (``conversions.py``, ``outputs.py``), statistics (``status.py``), the worker
 (``worker.py``); the answer itself is :mod:`unipixel_ros.inference`.
 
-Threads: the camera topics are received on a hidden intake node spun by its own executor thread
-(``camera_executor``, see ``camera_intake.py``), which only synchronises and hands frames to a
-size-1 latest-frame slot. One worker thread takes the newest frame, answers the active command
-and any one-off jobs (service calls, clicks), and publishes. The node's multi-threaded executor
+Threads: a hidden intake node on its own executor thread (``camera_intake.py``) synchronises
+the camera topics into a size-1 latest-frame slot; one worker thread (``worker.py``) answers the
+command and one-off jobs on the newest frame and publishes; the node's multi-threaded executor
 serves speech, clicks, parameters, lifecycle, the services and the action.
 
 Topics (relative): camera/camera/{color/image_raw, aligned_depth_to_color/image_raw,
@@ -33,6 +32,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
+from unipixel_ros.engines import EngineUnavailable
 from unipixel_ros.inference.session import CommandSession
 from unipixel_ros.language import CommandAction, CommandError, parse_command
 
@@ -112,6 +112,9 @@ class UnipixelNode(LifecycleNode):
         engine = self._param('engine')
         # ONNX Runtime without busy-waiting threads: they would starve the camera intake thread
         kwargs = {'spin': False} if engine == 'onnxruntime' else {}
+        if engine == 'triton':
+            kwargs = {'url': self._param('triton_url'),
+                      'timeout_s': self._param('triton_timeout_s')}
         try:
             if self._param('backend') == 'sam3':
                 from unipixel_ros.inference.loading import load_sam3_referring
@@ -129,6 +132,8 @@ class UnipixelNode(LifecycleNode):
         warm_up()
         try:  # load the text encoder now, not on the first spoken command (seconds when cold)
             self._predictor.encode_text('the object')
+        except EngineUnavailable as exc:   # a model server may start after the node: retried
+            self.get_logger().warning(f'{exc}; will retry on the first command')
         except Exception as exc:
             return self._fail(f'cannot encode text with the {engine} engine: {exc}')
         try:

@@ -12,6 +12,7 @@ import time
 from std_msgs.msg import String
 from unipixel_msgs.msg import ReferringResult
 
+from unipixel_ros.engines import EngineUnavailable
 from unipixel_ros.inference.answer import answer_frame
 from unipixel_ros.inference.session import CommandSession, sentence_for
 from unipixel_ros.language import CommandAction
@@ -30,6 +31,28 @@ class FrameWorker:
     def __init__(self, node) -> None:
         self.node = node
         self.thread = threading.Thread(target=self._work, name='unipixel_worker', daemon=True)
+        self.engine_down_since: float | None = None   # a remote engine's server went away
+
+    def engine_lost(self, exc: EngineUnavailable) -> None:
+        """A remote engine's server is unreachable: reported once, then every failed try counts
+        as an error and the status message says for how long (the worker retries every frame)."""
+        now = time.monotonic()
+        if self.engine_down_since is None:
+            self.engine_down_since = now
+            self.node._report(f'inference server unavailable, retrying on every frame: {exc}',
+                         error=True)
+        else:
+            self.node._stats.errors += 1
+            self.node._last_message = (f'inference server unavailable for '
+                                  f'{now - self.engine_down_since:.0f} s, retrying on every '
+                                  f'frame: {exc}')
+
+    def engine_back(self) -> None:
+        """The engine answered again after :meth:`engine_lost`: resumed, no restart."""
+        if self.engine_down_since is not None:
+            down_s = time.monotonic() - self.engine_down_since
+            self.engine_down_since = None
+            self.node._report(f'inference server back after {down_s:.1f} s: resumed')
 
     def _work(self) -> None:
         node = self.node
@@ -47,6 +70,8 @@ class FrameWorker:
                 continue
             try:
                 self._process(frame)
+            except EngineUnavailable as exc:   # the model server is down: say so, keep going
+                self.engine_lost(exc)
             except Exception as exc:  # the worker must survive any single bad frame
                 node._report(f'frame failed: {type(exc).__name__}: {exc}', error=True)
 
@@ -60,10 +85,17 @@ class FrameWorker:
             t0 = time.perf_counter()
             query = node._predictor.encode_text(expression)
             encode_ms = (time.perf_counter() - t0) * 1e3
+        except EngineUnavailable as exc:   # keep the command until the model server is back
+            self.engine_lost(exc)
+            with node._lock:
+                if node._pending_command is None:   # unless a newer one arrived meanwhile
+                    node._pending_command = (action, expression)
+            return
         except Exception as exc:
             node._reply(f'Sorry, I could not understand {expression!r}.')
             node._report(f'text encoding failed: {exc}', error=True)
             return
+        self.engine_back()
         node._session = CommandSession(action, query, node._tracker,
                                        node._param('pick_stable_frames'))
         if action != CommandAction.TRACK:
@@ -91,6 +123,7 @@ class FrameWorker:
         step = session.step(node._predictor, rgb, depth_m, intr,
                             parameters.geometry_config(node._param),
                             stamp_s=header.stamp.sec + header.stamp.nanosec * 1e-9)
+        self.engine_back()
         node._stats.model_ms.append(step.answer.prediction.timings['total_ms'])
         result = answer_to_result(step.answer, header, session.query.text, step.sentence,
                                   node._param('publish_voxel_cloud'))
