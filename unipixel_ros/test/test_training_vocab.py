@@ -1,14 +1,12 @@
 """Training data from the randomized simulator: names outside the vocabularies (distractors'
 category 'object', colours such as 'brown') become the ignore index -1, never a crash or a real
-class, and the attribute losses skip them."""
+class, and the object decoder's attribute loss skips them."""
 import numpy as np
 import torch
 
 from unipixel_ros.dataset import DatasetWriter
 from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES
-from unipixel_ros.model.network import NetworkOutput
 from unipixel_ros.training.data import _attr_indices, build_cache
-from unipixel_ros.training.losses import referring_loss
 
 H, W = 24, 32
 
@@ -70,26 +68,6 @@ def test_a_cache_of_scenes_with_distractors_builds_with_minus_one(tmp_path):
     assert cache.object_attrs[0, 2].tolist() == [-1, -1, -1]          # no object in that slot
     assert cache.expr_attrs.tolist() == [cup, distractor, [-1, -1, -1]] * 3
     assert cache.expr_target.tolist() == [0, 1, -1] * 3
-
-
-def test_the_referring_loss_ignores_unknown_attributes():
-    torch.manual_seed(0)
-    b = 3
-    out = NetworkOutput(mask_logits=torch.randn(b, 1, 8, 8), exists_logit=torch.randn(b),
-                        category_logits=torch.randn(b, len(CATEGORIES)),
-                        color_logits=torch.randn(b, len(COLORS)),
-                        size_logits=torch.randn(b, len(SIZES)))
-    mask = (torch.rand(b, 1, 8, 8) > 0.5).float()
-    exists = torch.ones(b)
-    category, color, size = torch.tensor([0, -1, 2]), torch.tensor([-1, -1, 1]), torch.tensor(
-        [0, 1, 2])
-    _, parts = referring_loss(out, mask, exists, category, color, size)
-    assert np.isfinite(parts['attributes'])
-    import torch.nn.functional as F
-    want = torch.stack([F.cross_entropy(out.category_logits[[0, 2]], category[[0, 2]]),
-                        F.cross_entropy(out.color_logits[[2]], color[[2]]),
-                        F.cross_entropy(out.size_logits, size)]).mean()
-    assert abs(parts['attributes'] - float(want)) < 1e-5
 
 
 def test_object_losses_stay_finite_when_a_batch_has_no_known_colour():
