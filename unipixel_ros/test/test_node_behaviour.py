@@ -28,9 +28,15 @@ pytestmark = pytest.mark.ros
 RESUME_FRAMES = 4
 
 
+#: A seed whose random network scores 'the red box' clearly higher on the visible frame than on
+#: the hidden one (0.524 vs 0.488; seed 0 scores them the other way round), so that
+#: ``NodeClient.calibrate`` can put the threshold between them.
+VISIBLE_ABOVE_HIDDEN_SEED = 7
+
+
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    return save_tiny_checkpoint(tmp_path_factory.mktemp('model'))
+    return save_tiny_checkpoint(tmp_path_factory.mktemp('model'), seed=VISIBLE_ABOVE_HIDDEN_SEED)
 
 
 @pytest.fixture(scope='module')
