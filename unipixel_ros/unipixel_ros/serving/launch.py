@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import unipixel_ros
 
 #: Environment variable naming the server's Python interpreter (overrides the search).
 SERVER_PYTHON_ENV = 'UNIPIXEL_TRITON_PYTHON'
@@ -61,7 +60,9 @@ def server_env(python: str) -> dict:
     """Environment of the server process: this package importable, the interpreter's own
     libpython first on LD_LIBRARY_PATH (see the module docstring)."""
     env = dict(os.environ)
-    root = str(Path(unipixel_ros.__file__).resolve().parent.parent)
+    # the folder holding the unipixel_ros package (from this file: a namespace-package import of
+    # unipixel_ros, e.g. from the repository root, has no __file__)
+    root = str(Path(__file__).resolve().parents[2])
     env['PYTHONPATH'] = os.pathsep.join(p for p in (root, env.get('PYTHONPATH')) if p)
     libdir = subprocess.run([python, '-c', "import sysconfig; print(sysconfig.get_config_var("
                              "'LIBDIR') or '')"], capture_output=True, text=True,
