@@ -46,6 +46,21 @@ BASE_PARAMS = ('engine:=torch', 'threads:=1', 'sensor_qos_reliable:=true', 'stat
 UNSAFE_OUTPUT = ('Traceback', 'RCLError')
 
 
+def publish_when_matched(node, publisher, msg, timeout_s: float = 20.0) -> None:
+    """Spin ``node`` until ``publisher`` has matched a subscription, then publish ``msg``.
+
+    A reliable, volatile message published before discovery has matched the receiving
+    subscription is dropped; the node's (earlier) status reaching the client does not mean the
+    other direction has matched yet, and a subscription made on activation is matched later still.
+    """
+    end = time.monotonic() + timeout_s
+    while publisher.get_subscription_count() == 0 and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.02)
+    assert publisher.get_subscription_count() > 0, \
+        f'no subscription on {publisher.topic_name} after {timeout_s} s'
+    publisher.publish(msg)
+
+
 class NodeProcess:
     """``python -m unipixel_ros.ros.unipixel_node`` with a log file (a pipe nobody reads while
     the test runs would block the node once 64 KiB of log filled it)."""
@@ -194,7 +209,7 @@ class NodeClient:
 
     def serves(self, command: str = 'find the red box', timeout_s: float = 10.0) -> bool:
         """Say ``command`` and stream valid frames until a result for it arrives."""
-        self.speech.publish(String(data=command))
+        publish_when_matched(self.node, self.speech, String(data=command))
         before = len(self.results)
         return self.stream(timeout_s, lambda: len(self.results) > before)
 

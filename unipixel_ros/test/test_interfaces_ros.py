@@ -22,7 +22,7 @@ from unipixel_msgs.msg import ReferringResult  # noqa: E402
 from unipixel_msgs.srv import Describe, Segment  # noqa: E402
 
 from node_client import (FRAME_ID, UNSAFE_OUTPUT, GoalStatus, NodeClient,  # noqa: E402
-                         NodeProcess)
+                         NodeProcess, publish_when_matched)
 from tiny_node_setup import INTR, H, W, save_tiny_checkpoint  # noqa: E402
 from unipixel_ros.ros.conversions import image_to_numpy, msg_to_cloud  # noqa: E402
 
@@ -93,16 +93,16 @@ def test_before_the_first_frame(client):
     assert not seg.result.found
     c.clicks.publish(point)
     assert c.spin(10.0, lambda: 'I have no camera image to look at yet.' in c.replies_since(t0))
-    c.speech.publish(String(data='what is this'))
+    publish_when_matched(c.node, c.speech, String(data='what is this'))
     assert c.spin(10.0, lambda: any(r.startswith('Point at something') for r in
                                     c.replies_since(t0)))
-    c.speech.publish(String(data='find the red box'))
+    publish_when_matched(c.node, c.speech, String(data='find the red box'))
     assert c.spin(10.0, lambda: any('no camera image yet' in r for r in c.replies_since(t0)))
 
 
 def test_result_message_over_topic(client):
     c = client
-    c.speech.publish(String(data='pick up the red box'))
+    publish_when_matched(c.node, c.speech, String(data='pick up the red box'))
     before = len(c.results)
     assert c.stream(30.0, lambda: len(c.results) > before + 2)
     check_result(c.results[-1], 'the red box')

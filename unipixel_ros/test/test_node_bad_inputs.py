@@ -21,6 +21,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 from unipixel_msgs.msg import PipelineStatus, ReferringResult  # noqa: E402
 
+from node_client import publish_when_matched  # noqa: E402
 from tiny_node_setup import INTR, H, W, save_tiny_checkpoint  # noqa: E402
 from unipixel_ros.ros.conversions import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
 
@@ -122,7 +123,7 @@ def client(node_process):
 
 
 def test_command_before_any_image(client):
-    client.speech.publish(String(data='find the red box'))
+    publish_when_matched(client.node, client.speech, String(data='find the red box'))
     assert client.spin(10.0, until=lambda: any('no camera image yet' in r for r in client.replies))
     assert client.valid_frame_answered(), 'the first valid frame after the command got no result'
     assert client.results[-1].query == 'the red box'
@@ -187,9 +188,10 @@ def test_missing_camera_info_is_reported(client):
 ])
 def test_bad_commands_get_a_readable_reply(client, text, expected):
     before = len(client.replies)
-    client.speech.publish(String(data=text))
+    publish_when_matched(client.node, client.speech, String(data=text))
     assert client.spin(10.0, until=lambda: any(expected in r for r in client.replies[before:]))
-    client.speech.publish(String(data='find the red box'))     # a valid command is served
+    # a valid command is served
+    publish_when_matched(client.node, client.speech, String(data='find the red box'))
     assert client.valid_frame_answered()
 
 
@@ -221,7 +223,7 @@ def test_decision_parameters_are_validated(client, name, value, accepted):
     assert result.successful == accepted, result.reason
     if not accepted:
         assert name in result.reason
-    client.speech.publish(String(data='show me the red box'))
+    publish_when_matched(client.node, client.speech, String(data='show me the red box'))
     client.spin(0.5)
     assert client.valid_frame_answered(), 'the node stopped serving after a parameter change'
 
@@ -244,7 +246,7 @@ def test_lifecycle_state_service_answers(client):
 def test_a_new_exists_threshold_applies_to_the_next_frame(client):
     """The node runs a random model with exists_threshold 0: everything is found. At 1.0 nothing
     can be (the exists probability is below 1); back at 0.0 it is found again."""
-    client.speech.publish(String(data='show me the red box'))
+    publish_when_matched(client.node, client.speech, String(data='show me the red box'))
     client.spin(0.5)
     try:
         assert _set_parameter(client, 'exists_threshold', 1.0).successful

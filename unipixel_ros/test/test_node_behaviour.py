@@ -19,7 +19,7 @@ from std_msgs.msg import String  # noqa: E402
 from unipixel_msgs.srv import Describe  # noqa: E402
 
 from node_client import (FRAME_ID, UNSAFE_OUTPUT, GoalStatus, NodeClient,  # noqa: E402
-                         NodeProcess, Transition)
+                         NodeProcess, Transition, publish_when_matched)
 from tiny_node_setup import save_tiny_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -59,7 +59,7 @@ def client(checkpoint):
 def _say(c: NodeClient, text: str, action: str) -> None:
     """Say ``text`` and wait until the worker has started it (its 'new command' status)."""
     before = len(c.status_events('new command #'))
-    c.speech.publish(String(data=text))
+    publish_when_matched(c.node, c.speech, String(data=text))
     assert c.spin(10.0, lambda: len(c.status_events('new command #')) > before)
     assert f': {action} ' in c.status_events('new command #')[-1]
 
@@ -138,7 +138,7 @@ def test_stamps_after_deactivate_and_activate(client):
     assert c.state() == 'active'
     pubs = (c.color, c.depth, c.info, c.speech)
     assert c.spin(10.0, lambda: all(p.get_subscription_count() >= 1 for p in pubs))
-    c.speech.publish(String(data='find the red box'))
+    publish_when_matched(c.node, c.speech, String(data='find the red box'))
     t_last = last.header.stamp.sec + last.header.stamp.nanosec * 1e-9
     c.t = t_last - 1.0
     sent = []
@@ -200,7 +200,7 @@ def test_tracking_says_lost_and_again_once(client):
         assert len(replies) == 3 and replies[0].startswith('I see the red box'), replies
         assert replies[1:] == ['I lost the red box.', 'I see the red box again.'], replies
     finally:
-        c.speech.publish(String(data='stop'))
+        publish_when_matched(c.node, c.speech, String(data='stop'))
         c.set_params(exists_threshold=0.0)
     assert c.serves()
 
@@ -239,7 +239,7 @@ def test_clicked_point_and_what_is_this(client):
     assert c.stream(10.0, lambda: descriptions(t0)), c.replies_since(t0)
     first = descriptions(t0)[0]
     t1 = time.monotonic()
-    c.speech.publish(String(data='what is this'))      # describes the last click again
+    publish_when_matched(c.node, c.speech, String(data='what is this'))      # describes the last click again
     assert c.stream(10.0, lambda: descriptions(t1)), c.replies_since(t1)
     assert descriptions(t1)[0].split(',')[0] == first.split(',')[0]
     # a point behind the camera, or in another frame (no tf2 here), is refused with the reason
@@ -274,7 +274,7 @@ def test_a_track_goal_is_superseded_by_a_spoken_command(client):
     feedback: list = []
     handle = c.send_track('the red box', feedback=feedback)
     assert c.stream(20.0, lambda: len(feedback) >= 2)
-    c.speech.publish(String(data='pick up the red box'))
+    publish_when_matched(c.node, c.speech, String(data='pick up the red box'))
     status, result = c.track_result(handle)
     assert status == GoalStatus.STATUS_ABORTED
     assert not result.success and result.message == 'superseded by a new command'

@@ -23,6 +23,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 from unipixel_msgs.msg import ReferringResult  # noqa: E402
 
+from node_client import publish_when_matched  # noqa: E402
 from tiny_node_setup import INTR, H, W, save_tiny_checkpoint  # noqa: E402
 from unipixel_ros.ros.conversions import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
 
@@ -66,19 +67,25 @@ class Manager:
                               RELIABLE)
         self.t = 1000.0
 
-    def call(self, client, request, timeout_s: float = 60.0):
+    def call(self, client, request, timeout_s: float = 60.0, attempts: int = 1):
+        """Call a service; an idempotent request may be sent ``attempts`` times: a response can
+        be lost when the request arrives before the server has matched the client's response
+        reader (a known DDS discovery race right after ``wait_for_service``)."""
         assert client.wait_for_service(timeout_sec=60.0), f'{client.srv_name} never appeared'
-        future = client.call_async(request)
-        rclpy.spin_until_future_complete(self.node, future, timeout_sec=timeout_s)
-        assert future.done(), f'{client.srv_name} did not answer in {timeout_s} s'
-        return future.result()
+        for _ in range(attempts):
+            future = client.call_async(request)
+            rclpy.spin_until_future_complete(self.node, future, timeout_sec=timeout_s / attempts)
+            if future.done():
+                return future.result()
+            client.remove_pending_request(future)
+        raise AssertionError(f'{client.srv_name} did not answer in {timeout_s} s')
 
     def transition(self, transition_id: int) -> bool:
         return self.call(self.change, ChangeState.Request(
             transition=Transition(id=transition_id))).success
 
     def state(self) -> str:
-        return self.call(self.get, GetState.Request()).current_state.label
+        return self.call(self.get, GetState.Request(), attempts=3).current_state.label
 
     def frame(self) -> None:
         self.t += 0.1
@@ -116,7 +123,7 @@ def test_lifecycle_remaps_and_sigint(tiny_checkpoint, camera_executor):
         # the launch file's __node remap names one node, not the hidden intake node too
         names = m.node.get_node_names_and_namespaces()
         assert names.count((NAME, NS)) == 1, names
-        m.speech.publish(String(data='find the red box'))
+        publish_when_matched(m.node, m.speech, String(data='find the red box'))
         assert m.stream(3.0) > 0, 'no result through the remapped camera topics'
 
         assert m.transition(Transition.TRANSITION_DEACTIVATE)
@@ -125,7 +132,7 @@ def test_lifecycle_remaps_and_sigint(tiny_checkpoint, camera_executor):
         assert m.stream(1.5) == 0, 'an inactive node still published results'
 
         assert m.transition(Transition.TRANSITION_ACTIVATE)
-        m.speech.publish(String(data='find the red box'))
+        publish_when_matched(m.node, m.speech, String(data='find the red box'))
         assert m.stream(3.0) > 0, 'no result after re-activation'
         m.stream(0.2)
     finally:

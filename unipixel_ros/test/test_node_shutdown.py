@@ -19,7 +19,8 @@ rclpy = pytest.importorskip('rclpy')
 from std_msgs.msg import String  # noqa: E402
 from unipixel_msgs.srv import Segment  # noqa: E402
 
-from node_client import UNSAFE_OUTPUT, NodeClient, NodeProcess, Transition  # noqa: E402
+from node_client import (UNSAFE_OUTPUT, NodeClient, NodeProcess, Transition,  # noqa: E402
+                         publish_when_matched)
 from tiny_node_setup import save_tiny_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -41,7 +42,7 @@ def test_sigint_while_streaming(checkpoint, camera_executor):
         feedback: list = []
         c.send_track('the red box', feedback=feedback)
         assert c.stream(20.0, lambda: len(feedback) >= 2)
-        c.speech.publish(String(data='track the red box'))
+        publish_when_matched(c.node, c.speech, String(data='track the red box'))
         pending = c.segment.call_async(Segment.Request(query='the red box', timeout_s=10.0))
         # the node is now answering frames, a goal and a service call: interrupt it
         before = len(c.results)
@@ -85,7 +86,7 @@ def test_cleanup_and_shutdown_transitions(checkpoint):
         assert c.transition(Transition.TRANSITION_ACTIVE_SHUTDOWN)
         assert c.state() == 'finalized'
         taken = len(c.results)
-        c.speech.publish(String(data='find the red box'))
+        publish_when_matched(c.node, c.speech, String(data='find the red box'))
         for _ in range(5):
             c.frame()
         assert c.spin(10.0, lambda: not c.segment.service_is_ready())

@@ -8,7 +8,7 @@ rclpy = pytest.importorskip('rclpy')
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from node_client import UNSAFE_OUTPUT, NodeClient, NodeProcess  # noqa: E402
+from node_client import UNSAFE_OUTPUT, NodeClient, NodeProcess, publish_when_matched  # noqa: E402
 from tiny_node_setup import save_tiny_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -39,7 +39,7 @@ def test_a_sim_time_reset_through_clock(tmp_path):
     c.frame = frame
     try:
         c.wait_up()
-        c.speech.publish(String(data='find the red box'))
+        publish_when_matched(c.node, c.speech, String(data='find the red box'))
         assert c.stream(60.0, lambda: bool(c.results)), 'no result on sim time'
         c.step()
         assert not c.status_events('time jump')

@@ -26,6 +26,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 from unipixel_msgs.msg import ReferringResult  # noqa: E402
 
+from node_client import publish_when_matched  # noqa: E402
 from tiny_node_setup import INTR, H, W, save_tiny_checkpoint  # noqa: E402
 from unipixel_ros.perception import matrix_from_quaternion  # noqa: E402
 from unipixel_ros.ros.conversions import (intrinsics_to_camera_info, msg_to_cloud,  # noqa: E402
@@ -164,7 +165,7 @@ def test_compressed_input_with_a_depth_scale_and_outputs_in_a_static_target_fram
     try:
         rgb, depth = _scene(10000.0)                              # 0.1 mm per unit
         assert client.ready(), 'unipixel_node did not come up'
-        client.speech.publish(String(data='find the red box'))
+        publish_when_matched(client.node, client.speech, String(data='find the red box'))
         result = client.answered(lambda h: (_jpeg(rgb, h), _compressed_depth(depth, h)))
         assert result is not None, f'no found result from compressed input: {client.results[-3:]}'
         assert result.header.frame_id == 'base_link'
@@ -187,7 +188,7 @@ def test_diagnostics_report_rate_latency_and_engine(ckpt, ros_context):
     try:
         rgb, depth = _scene(1000.0)
         assert client.ready(), 'unipixel_node did not come up'
-        client.speech.publish(String(data='find the red box'))
+        publish_when_matched(client.node, client.speech, String(data='find the red box'))
         assert client.answered(lambda h: (numpy_to_image(rgb, 'rgb8', h),
                                           numpy_to_image(depth, '16UC1', h))) is not None
         assert client.spin(10.0, until=lambda: len(client.diagnostics) >= 2)
@@ -288,7 +289,7 @@ def test_target_frame_from_a_published_tf(ckpt, ros_context):
         broadcaster.sendTransform(tf)
         rgb, depth = _scene(1000.0)
         assert client.ready(), 'unipixel_node did not come up'
-        client.speech.publish(String(data='find the red box'))
+        publish_when_matched(client.node, client.speech, String(data='find the red box'))
         result = client.answered(lambda h: (numpy_to_image(rgb, 'rgb8', h),
                                             numpy_to_image(depth, '16UC1', h)))
         assert result is not None and result.header.frame_id == 'base_link'

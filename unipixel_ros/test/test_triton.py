@@ -405,7 +405,9 @@ def test_node_reports_a_killed_server_and_resumes_when_it_is_back(server, export
         return any(text in s.message for s in statuses[after:])
 
     try:
-        assert stream(90, lambda: said('active')), 'unipixel_node did not become active'
+        # active, and the speech publisher matched (a message sent before that is dropped)
+        assert stream(90, lambda: said('active') and speech.get_subscription_count() > 0), \
+            'unipixel_node did not become active'
         speech.publish(String(data='the red cup'))
         assert stream(20, lambda: len(results) >= 5), 'no results through the server'
         server.kill()                                            # mid-stream, no goodbye

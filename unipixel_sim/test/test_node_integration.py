@@ -94,8 +94,10 @@ def stack():
             rclpy.spin_once(node, timeout_sec=0.02)
         return bool(until and until())
 
+    # active, and the speech publisher matched (a message sent before that is dropped)
     ready = spin(180.0, until=lambda: state['scene'] is not None and any(
-        s.message.startswith('active') for s in state['status']))
+        s.message.startswith('active') for s in state['status'])
+        and speech.get_subscription_count() > 0)
     if not ready:
         for p in procs:
             p.terminate()

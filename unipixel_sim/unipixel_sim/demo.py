@@ -194,8 +194,11 @@ def run_demo(out: str = 'demo_out', seed: int = DEFAULT_SEED, engine: str = 'onn
     obs = DemoObserver()
     entries: List[dict] = []
     try:
+        # the speech publisher must have matched the node's subscription too: a reliable,
+        # volatile message published before that match is dropped
         ready = obs.spin_until(lambda: obs.scene is not None and obs.instances is not None and any(
-            s.message.startswith('active') for s in obs.statuses), 180.0)
+            s.message.startswith('active') for s in obs.statuses)
+            and obs.speech.get_subscription_count() > 0, 180.0)
         dead = [p.args[2] for p in procs if p.poll() is not None]
         if not ready or dead:
             raise RuntimeError(f'the demo processes did not come up (exited: {dead}); see '

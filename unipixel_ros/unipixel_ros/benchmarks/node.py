@@ -94,8 +94,14 @@ def launch_node(engine: str, model_path: str = '', threads: int = 2,
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True), log
 
 
-def wait_active(node, statuses: list, node_proc, log, timeout_s: float = 120.0) -> None:
-    """Spin ``node`` until a received ``unipixel/status`` says the node is active.
+def wait_active(node, statuses: list, node_proc, log, timeout_s: float = 120.0,
+                publishers: tuple = ()) -> None:
+    """Spin ``node`` until a received ``unipixel/status`` says the node is active and every
+    publisher in ``publishers`` has matched a subscription.
+
+    The second condition matters for reliable, volatile topics such as ``speech/text``: a
+    message published before discovery has matched the node's subscription is dropped, even
+    though the node's status (an earlier match, the other way round) already arrived.
 
     Raises:
         RuntimeError: the node exited or did not become active in ``timeout_s`` (with its log).
@@ -103,7 +109,8 @@ def wait_active(node, statuses: list, node_proc, log, timeout_s: float = 120.0) 
     import rclpy
 
     deadline = time.monotonic() + timeout_s
-    while not any(s.message.startswith('active') for s in statuses):
+    while not (any(s.message.startswith('active') for s in statuses)
+               and all(p.get_subscription_count() > 0 for p in publishers)):
         if node_proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError('unipixel_node did not become active:\n'
                                + Path(log.name).read_text()[-4000:])
@@ -181,7 +188,7 @@ def bench_node(engine: str = 'onnxruntime', model_path: str = '', seconds: float
     node.create_subscription(PipelineStatus, 'unipixel/status', statuses.append,
                              QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     try:
-        wait_active(node, statuses, node_proc, log)
+        wait_active(node, statuses, node_proc, log, publishers=(pub_s,))
         deadline = time.monotonic() + 120.0
         if ready_path:
             Path(ready_path).touch()

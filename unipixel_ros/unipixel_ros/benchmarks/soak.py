@@ -140,7 +140,7 @@ def soak(minutes: float = 30.0, engine: str = 'onnxruntime', model_path: str = '
     errors: list = []               # what went wrong, client side
     sent = 0
     try:
-        wait_active(node, statuses, node_proc, log)
+        wait_active(node, statuses, node_proc, log, publishers=(pub_s, pub_click))
         proc = psutil.Process(node_proc.pid)
         assert describe.wait_for_service(timeout_sec=30.0), 'no unipixel/describe service'
         start = time.monotonic()
