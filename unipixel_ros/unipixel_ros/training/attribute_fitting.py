@@ -84,6 +84,8 @@ def collect_samples(predictor, scene_dirs: list, progress: bool = True) -> dict:
             if counts.max() == 0:
                 continue
             obj = rec.objects[int(ids[counts.argmax()]) - 1]
+            if obj.get('category') not in cats or obj.get('size') not in sizes:
+                continue    # a name outside the model's vocabulary (e.g. 'object'): no label
             probs = pred.attribute_probs
             rows['features'].append(feature_vector(geometry, probs['category'], probs['size']))
             rows['category'].append(cats.index(obj['category']))

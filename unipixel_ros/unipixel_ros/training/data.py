@@ -101,17 +101,19 @@ def _attr_indices(obj: dict) -> list[int]:
 
 
 def build_cache(root: str | Path, split: str | None, height: int, width: int, text_encoder,
-                max_objects: int = 8, cache_dir: str | Path | None = None,
+                max_objects: int = 12, cache_dir: str | Path | None = None,
                 progress: bool = True) -> TrainingCache:
     """Preprocess (or load the cached) ``split`` of the dataset at ``root``.
 
-    The cache file name includes the input size, the text encoder and a hash of the scene list,
-    so regenerating or extending the dataset rebuilds it.
+    ``max_objects`` ground-truth objects are kept per scene (at most the network's
+    ``object_slots``; the randomized generator places up to 12), and expressions whose target
+    lies beyond them are dropped. The cache file name includes it, the input size, the text
+    encoder and a hash of the scene list, so regenerating or extending the dataset rebuilds it.
     """
     dirs = scene_dirs(root, split)
     if not dirs:
         raise FileNotFoundError(f'no scenes for split {split!r} under {root}')
-    key = hashlib.sha256('|'.join([str(CACHE_VERSION), str(height), str(width),
+    key = hashlib.sha256('|'.join([str(CACHE_VERSION), str(max_objects), str(height), str(width),
                                    str(text_encoder.source), str(text_encoder.max_tokens)]
                                   + [d.name for d in dirs]).encode()).hexdigest()[:12]
     cache_dir = Path(cache_dir) if cache_dir else Path(root)

@@ -28,7 +28,7 @@ from unipixel_ros.dataset.reader import load_scene, scene_dirs
 from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES
 from unipixel_ros.inference.answer import answer_frame
 
-from .metrics import ReferringMetrics
+from .metrics import ReferringMetrics, bootstrap_intervals
 
 
 def evaluate(predictor, data: str | Path, limit_scenes: int = 0, progress: bool = True,
@@ -41,7 +41,8 @@ def evaluate(predictor, data: str | Path, limit_scenes: int = 0, progress: bool 
         rewrite: optional callable text -> text (e.g. a paraphraser) applied to each query.
         split: only this split of the dataset ('train', 'val', 'test'; None = every scene).
     Returns:
-        ReferringMetrics.summary() plus ``scenes``, ``seconds``, ``ms_per_query``.
+        ReferringMetrics.summary() plus ``scenes``, ``queries``, ``seconds``, ``ms_per_query``
+        and ``intervals`` (95% scene-bootstrap intervals, :func:`bootstrap_intervals`).
     """
     dirs = scene_dirs(data, split)
     if limit_scenes:
@@ -73,13 +74,15 @@ def evaluate(predictor, data: str | Path, limit_scenes: int = 0, progress: bool 
                 heads = tuple(pred.attributes[key][0] == obj[key]
                               for key in ('category', 'color', 'size'))
                 attr_ok = all(heads)
-            metrics.update(expr['type'], pred.mask, pred.found, gt, exists, attr_ok, heads)
+            metrics.update(expr['type'], pred.mask, pred.found, gt, exists, attr_ok, heads,
+                           scene=str(rec.scene_id))
             for factor in held_out_factors(rec.meta, expr):
                 by_factor.setdefault(factor, ReferringMetrics()).update(
                     expr['type'], pred.mask, pred.found, gt, exists, attr_ok, heads)
             n += 1
     seconds = time.perf_counter() - t0
     result = metrics.summary()
+    result['intervals'] = bootstrap_intervals(metrics.records)
     result.update(scenes=len(dirs), queries=n, seconds=round(seconds, 1),
                   ms_per_query=round(1e3 * seconds / max(n, 1), 1),
                   exists_threshold=predictor.settings.exists_threshold)
