@@ -1,6 +1,7 @@
 """Example: an Intel RealSense (realsense2_camera) with depth aligned to color + unipixel_node.
 
     ros2 launch unipixel_ros realsense.launch.py engine:=tensorrt use_rviz:=true
+    ros2 launch unipixel_ros realsense.launch.py backend:=sam3 model_path:=/models/sam3
 
 realsense2_camera's rs_launch.py publishes /camera/camera/color/image_raw,
 /camera/camera/aligned_depth_to_color/image_raw (16UC1, mm) and /camera/camera/color/camera_info
@@ -33,7 +34,11 @@ def generate_launch_description() -> LaunchDescription:
     unipixel = PathJoinSubstitution([FindPackageShare('unipixel_ros'), 'launch',
                                      'unipixel.launch.py'])
     return LaunchDescription([
+        DeclareLaunchArgument('backend', default_value='unipixel',
+                              description='unipixel | sam3 (needs model_path)'),
         DeclareLaunchArgument('engine', default_value='onnxruntime'),
+        DeclareLaunchArgument('model_path', default_value='',
+                              description='"" = the shipped model'),
         DeclareLaunchArgument('use_rviz', default_value='false'),
         OpaqueFunction(function=_check_packages),
         IncludeLaunchDescription(PythonLaunchDescriptionSource(realsense), launch_arguments={
@@ -44,7 +49,9 @@ def generate_launch_description() -> LaunchDescription:
         }.items()),
         IncludeLaunchDescription(PythonLaunchDescriptionSource(unipixel), launch_arguments={
             'camera_prefix': 'camera/camera',
+            'backend': LaunchConfiguration('backend'),
             'engine': LaunchConfiguration('engine'),
+            'model_path': LaunchConfiguration('model_path'),
             'use_rviz': LaunchConfiguration('use_rviz'),
         }.items()),
     ])

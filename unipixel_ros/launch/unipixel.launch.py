@@ -2,6 +2,7 @@
 
     ros2 launch unipixel_ros unipixel.launch.py camera_prefix:=camera/camera engine:=onnxruntime
     ros2 launch unipixel_ros unipixel.launch.py params_file:=/path/to/my_params.yaml use_rviz:=true
+    ros2 launch unipixel_ros unipixel.launch.py backend:=sam3 model_path:=/models/sam3
 
 ``camera_prefix`` is prepended to color/image_raw, aligned_depth_to_color/image_raw and
 color/camera_info (RealSense naming; the simulator uses the same names). Every process started
@@ -27,7 +28,8 @@ def _nodes(context, *args, **kwargs):
     share = FindPackageShare('unipixel_ros').perform(context)
     params = [LaunchConfiguration('params_file').perform(context) or
               os.path.join(share, 'config', 'unipixel.yaml'),
-              {'engine': LaunchConfiguration('engine').perform(context),
+              {'backend': LaunchConfiguration('backend').perform(context),
+               'engine': LaunchConfiguration('engine').perform(context),
                'model_path': LaunchConfiguration('model_path').perform(context),
                'color_topic': f'{prefix}/color/image_raw',
                'depth_topic': f'{prefix}/aligned_depth_to_color/image_raw',
@@ -47,10 +49,14 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument('camera_prefix', default_value='camera/camera',
                               description='topic prefix of the RGB-D camera'),
+        DeclareLaunchArgument('backend', default_value='unipixel',
+                              description='unipixel (the shipped model) | sam3 (SAM 3 + the '
+                                          'referring resolver; needs model_path)'),
         DeclareLaunchArgument('engine', default_value='onnxruntime',
-                              description='torch | onnxruntime | tensorrt'),
+                              description='torch | onnxruntime | tensorrt (| triton)'),
         DeclareLaunchArgument('model_path', default_value='',
-                              description='checkpoint or ONNX export dir ("" = shipped model)'),
+                              description='checkpoint, ONNX export dir or SAM 3 model dir '
+                                          '("" = shipped model)'),
         DeclareLaunchArgument('params_file', default_value='',
                               description='parameters YAML ("" = config/unipixel.yaml)'),
         DeclareLaunchArgument('namespace', default_value='', description='node namespace'),

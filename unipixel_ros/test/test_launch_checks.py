@@ -115,3 +115,25 @@ def test_launch_stops_before_starting_anything(name, arguments, missing, tmp_pat
     started = {p.pid for p in psutil.Process().children(recursive=True)} - before
     assert not started, 'a process was started before the check'
     assert 'process started' not in text
+
+
+def _declared_and_forwarded(path):
+    """(arguments a launch file declares, keys of every launch_arguments / parameters dict)."""
+    import ast
+    tree = ast.parse(path.read_text())
+    declared, passed = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'DeclareLaunchArgument':
+            declared.add(node.args[0].value)
+        if isinstance(node, ast.Dict):
+            passed |= {k.value for k in node.keys if isinstance(k, ast.Constant)}
+    return declared, passed
+
+
+@pytest.mark.parametrize('name', sorted(LAUNCH_FILES))
+def test_every_launch_file_takes_and_forwards_backend_and_model_path(name):
+    """`backend:=sam3 model_path:=DIR` reaches unipixel_node from each launch file (read with
+    ast: the launch package itself is not on PyPI)."""
+    declared, passed = _declared_and_forwarded(LAUNCH_FILES[name])
+    assert {'backend', 'engine', 'model_path'} <= declared
+    assert {'backend', 'engine', 'model_path'} <= passed

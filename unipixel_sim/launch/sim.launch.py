@@ -54,8 +54,13 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('use_rviz', default_value='false', description='start rviz2'),
         DeclareLaunchArgument('use_perception', default_value='true',
                               description='start unipixel_node'),
+        DeclareLaunchArgument('backend', default_value='unipixel',
+                              description='unipixel_node backend: unipixel | sam3 '
+                                          '(needs model_path)'),
         DeclareLaunchArgument('engine', default_value='onnxruntime',
                               description='unipixel_node engine: torch | onnxruntime | tensorrt'),
+        DeclareLaunchArgument('model_path', default_value='',
+                              description='unipixel_node model ("" = the shipped model)'),
         OpaqueFunction(function=_check_packages),
         SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', profile),
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile),
@@ -78,7 +83,9 @@ def generate_launch_description() -> LaunchDescription:
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(PathJoinSubstitution(
                 [FindPackageShare('unipixel_ros'), 'launch', 'unipixel.launch.py'])),
-            launch_arguments={'engine': LaunchConfiguration('engine'),
+            launch_arguments={'backend': LaunchConfiguration('backend'),
+                              'engine': LaunchConfiguration('engine'),
+                              'model_path': LaunchConfiguration('model_path'),
                               'use_rviz': 'false'}.items(),  # rviz2 is started above
             condition=IfCondition(LaunchConfiguration('use_perception'))),
     ])
