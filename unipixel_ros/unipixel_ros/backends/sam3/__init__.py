@@ -7,6 +7,7 @@ the decoders once per concept) in PyTorch, ONNX Runtime or TensorRT::
 
     from unipixel_ros.backends.sam3 import create_sam3_predictor
     pred = create_sam3_predictor('facebook/sam3', backend='onnxruntime')
+    # or, without the gated weights: pred = create_sam3_predictor(make_tiny_sam3(DIR), ...)
     image = pred.encode_image(rgb)                # (H, W, 3) uint8
     cups = pred.decode(image, pred.encode_text('red cup'))
     cups.masks  # (N, H, W) bool    cups.boxes  # (N, 4) px    cups.scores  # (N,)
@@ -73,6 +74,22 @@ def create_sam3_predictor(model_path: str | Path, backend: str = 'onnxruntime',
     return Sam3TensorRTPredictor(onnx_dir, **kwargs)
 
 
+def make_tiny_sam3(directory: str | Path, seed: int = 0, full_size: bool = False) -> Path:
+    """A randomly initialised SAM 3 in Hugging Face format in ``directory`` (for tests and for
+    timing without the gated weights); see :func:`.fixture.make_tiny_sam3`. Imports torch and
+    transformers."""
+    from .fixture import make_tiny_sam3 as make
+
+    return make(directory, seed=seed, full_size=full_size)
+
+
+def bench_sam3(model_path: str | Path, **kwargs) -> dict:
+    """Stage timings of SAM 3 per runtime; see :func:`.bench.bench_sam3` for the options."""
+    from .bench import bench_sam3 as bench
+
+    return bench(model_path, **kwargs)
+
+
 __all__ = ['BACKENDS', 'ConceptCandidates', 'DecoderOutput', 'ImageEncoding', 'Sam3Error',
            'Sam3ExportError', 'Sam3ModelError', 'Sam3TensorRTUnavailable', 'TextEncoding',
-           'create_sam3_predictor']
+           'bench_sam3', 'create_sam3_predictor', 'make_tiny_sam3']
