@@ -46,6 +46,13 @@ BASE_PARAMS = ('engine:=torch', 'threads:=1', 'sensor_qos_reliable:=true', 'stat
 UNSAFE_OUTPUT = ('Traceback', 'RCLError')
 
 
+def fresh_results(store: list):
+    """A ``unipixel/result`` callback that keeps only answers computed on a frame: results
+    carried forward between groundings (``carried_forward``, see ros/carry_forward.py) repeat
+    an earlier answer and would let "a new result arrived" pass without one."""
+    return lambda msg: None if msg.carried_forward else store.append(msg)
+
+
 def publish_when_matched(node, publisher, msg, timeout_s: float = 20.0) -> None:
     """Spin ``node`` until ``publisher`` has matched a subscription, then publish ``msg``.
 
@@ -130,7 +137,8 @@ class NodeClient:
         self.results: list[ReferringResult] = []
         self.replies: list[tuple[float, str]] = []          # (time.monotonic(), text)
         self.statuses: list[PipelineStatus] = []
-        n.create_subscription(ReferringResult, 'unipixel/result', self.results.append, RELIABLE)
+        n.create_subscription(ReferringResult, 'unipixel/result', fresh_results(self.results),
+                              RELIABLE)
         n.create_subscription(String, 'unipixel/reply',
                               lambda m: self.replies.append((time.monotonic(), m.data)), RELIABLE)
         n.create_subscription(PipelineStatus, 'unipixel/status', self.statuses.append,

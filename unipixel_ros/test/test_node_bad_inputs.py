@@ -21,7 +21,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 from unipixel_msgs.msg import PipelineStatus, ReferringResult  # noqa: E402
 
-from node_client import publish_when_matched  # noqa: E402
+from node_client import fresh_results, publish_when_matched  # noqa: E402
 from tiny_node_setup import INTR, H, W, save_tiny_checkpoint  # noqa: E402
 from unipixel_ros.ros.conversions import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
 
@@ -62,7 +62,8 @@ class Client:
         self.results: list[ReferringResult] = []
         self.replies: list[str] = []
         self.statuses: list[PipelineStatus] = []
-        n.create_subscription(ReferringResult, 'unipixel/result', self.results.append, RELIABLE)
+        n.create_subscription(ReferringResult, 'unipixel/result', fresh_results(self.results),
+                              RELIABLE)
         n.create_subscription(String, 'unipixel/reply', lambda m: self.replies.append(m.data), RELIABLE)
         n.create_subscription(PipelineStatus, 'unipixel/status', self.statuses.append,
                               QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))

@@ -23,7 +23,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 from unipixel_msgs.msg import ReferringResult  # noqa: E402
 
-from node_client import publish_when_matched  # noqa: E402
+from node_client import fresh_results, publish_when_matched  # noqa: E402
 from tiny_node_setup import INTR, H, W, save_tiny_checkpoint  # noqa: E402
 from unipixel_ros.ros.conversions import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
 
@@ -63,8 +63,8 @@ class Manager:
         self.info = n.create_publisher(CameraInfo, '/cam/info', RELIABLE)
         self.speech = n.create_publisher(String, f'{NS}/speech/text', RELIABLE)
         self.results: list[ReferringResult] = []
-        n.create_subscription(ReferringResult, f'{NS}/unipixel/result', self.results.append,
-                              RELIABLE)
+        n.create_subscription(ReferringResult, f'{NS}/unipixel/result',
+                              fresh_results(self.results), RELIABLE)
         self.t = 1000.0
 
     def call(self, client, request, timeout_s: float = 60.0, attempts: int = 1):

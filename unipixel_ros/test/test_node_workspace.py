@@ -26,7 +26,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 from unipixel_msgs.msg import ReferringResult  # noqa: E402
 
-from node_client import publish_when_matched  # noqa: E402
+from node_client import fresh_results, publish_when_matched  # noqa: E402
 from tiny_node_setup import INTR, H, W, save_tiny_checkpoint  # noqa: E402
 from unipixel_ros.perception import matrix_from_quaternion  # noqa: E402
 from unipixel_ros.ros.conversions import (intrinsics_to_camera_info, msg_to_cloud,  # noqa: E402
@@ -100,7 +100,8 @@ class Client:
         self.speech = n.create_publisher(String, 'speech/text', RELIABLE)
         self.results: list[ReferringResult] = []
         self.diagnostics: list[DiagnosticArray] = []
-        n.create_subscription(ReferringResult, 'unipixel/result', self.results.append, RELIABLE)
+        n.create_subscription(ReferringResult, 'unipixel/result', fresh_results(self.results),
+                              RELIABLE)
         n.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, RELIABLE)
         self.t = 500.0
 

@@ -80,3 +80,42 @@ def test_presence_and_score_thresholds(scene):
         res = resolve_referring(ref, {'box': Proposals(mask, np.array([score]), presence)},
                                 rendered.rgb, rendered.depth_m, _intrinsics())
         assert res.status == 'not_there'
+
+
+def _answer_from(scene, text, viewpoint):
+    rendered, categories = scene
+    ref = parse_referring(text)
+    props = {}
+    for c in ref.concepts():
+        ids = [i for i, cat in enumerate(categories) if c.category in (None, cat)]
+        props[c.phrase] = Proposals(np.stack([rendered.true_masks[i] for i in ids]),
+                                    np.ones(len(ids), np.float32), 1.0)
+    res = resolve_referring(ref, props, rendered.rgb, rendered.depth_m, _intrinsics(),
+                            viewpoint=viewpoint)
+    return next(i for i, m in enumerate(rendered.true_masks) if (m == res.mask).all()) \
+        if res.found else None, res
+
+
+def test_left_right_and_closest_follow_the_target_frame(scene):
+    """A camera facing the robot (target_frame base_link, REP-103: x forward, y left, z up):
+    the robot's left is the camera's right, and "closest" means closest to the robot, which
+    stands on the far side of the table from the camera."""
+    from unipixel_ros.inference.resolver import Viewpoint
+    # camera optical axes in base_link: x_cam (right in the image) = -y_base... seen from the
+    # front: image right = robot's left (+y_base), image down = -z_base, optical axis = -x_base
+    rotation = np.array([[0.0, 0.0, -1.0],
+                         [1.0, 0.0, 0.0],
+                         [0.0, -1.0, 0.0]])
+    facing = Viewpoint(rotation, np.array([0.9, 0.0, -0.08]))  # 0.9 m in front of the robot
+    camera_left, _ = _answer_from(scene, 'the red cup on the left', None)
+    robot_left, res = _answer_from(scene, 'the red cup on the left', facing)
+    assert (camera_left, robot_left) == (0, 1), res.reason
+    assert _answer_from(scene, 'the red cup left of the blue cup', facing)[0] == 1
+    # the blue cup is the farthest from the camera, so the closest to the robot
+    assert _answer_from(scene, 'the farthest cup', None)[0] == 2
+    assert _answer_from(scene, 'the closest cup', facing)[0] == 2
+    # the identity viewpoint of a REP-103 frame on the camera changes nothing but the axes
+    # convention: camera x right = -y of a frame whose y points left
+    same = Viewpoint(np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]),
+                     np.zeros(3))
+    assert _answer_from(scene, 'the red cup on the left', same)[0] == 0

@@ -68,7 +68,9 @@ def stack():
     node = rclpy.create_node('integration_client')
     state = {'results': [], 'replies': [], 'grasps': [], 'status': [], 'scene': None,
              'instances': {}}
-    node.create_subscription(ReferringResult, 'unipixel/result', state['results'].append, RELIABLE)
+    # answers computed on a frame (not the last one carried forward between groundings)
+    node.create_subscription(ReferringResult, 'unipixel/result', lambda m: None if m.carried_forward
+                             else state['results'].append(m), RELIABLE)
     node.create_subscription(String, 'unipixel/reply', lambda m: state['replies'].append(
         (time.monotonic(), m.data)), RELIABLE)
     node.create_subscription(PoseStamped, 'unipixel/grasp', lambda m: state['grasps'].append(

@@ -4,7 +4,9 @@ simulated camera, as separate processes.
 The random weights make the answers meaningless; the mechanics must hold: the node configures
 and activates with the SAM 3 backend, answers a spoken command with one result per frame (the
 command's phrase, a mask of the frame's size, found or a reason), one spoken reply, status
-messages naming the query, and stops on "stop".
+messages naming the query, and stops on "stop". The camera runs at 0.5 Hz, slower than
+``carry_forward_period_s``: between groundings the last result is carried forward with its age,
+and marked stale past ``stale_after_s`` (as for SAM 3 at tens of seconds per frame on a CPU).
 """
 from __future__ import annotations
 
@@ -32,11 +34,12 @@ def stack(tmp_path_factory):
     log = tmp_path_factory.mktemp('sam3_node') / 'unipixel_node.log'
     procs = [
         subprocess.Popen([sys.executable, '-m', 'unipixel_sim.nodes.sim_camera', '--ros-args',
-                          '-p', 'seed:=3', '-p', 'rate_hz:=5.0'],
+                          '-p', 'seed:=3', '-p', 'rate_hz:=0.5'],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
         subprocess.Popen([sys.executable, '-m', 'unipixel_ros.ros.unipixel_node', '--ros-args',
                           '-p', 'backend:=sam3', '-p', f'model_path:={model}',
-                          '-p', 'engine:=torch', '-p', 'status_rate_hz:=2.0'],
+                          '-p', 'engine:=torch', '-p', 'status_rate_hz:=2.0',
+                          '-p', 'carry_forward_period_s:=0.25', '-p', 'stale_after_s:=1.0'],
                          stdout=log.open('w'), stderr=subprocess.STDOUT, text=True),
     ]
     rclpy.init()
@@ -90,8 +93,8 @@ def test_a_command_gets_results_a_reply_and_status(stack):
     state, speech, spin, _ = stack
     n_results, n_replies = len(state['results']), len(state['replies'])
     speech.publish(String(data='find the red cup'))
-    assert spin(60.0, until=lambda: len(state['results']) >= n_results + 3), \
-        'fewer than 3 results in 60 s'
+    fresh = lambda: [r for r in state['results'][n_results:] if not r.carried_forward]  # noqa
+    assert spin(60.0, until=lambda: len(fresh()) >= 3), 'fewer than 3 groundings in 60 s'
     results = state['results'][n_results:]
     assert {r.query for r in results} == {'the red cup'}
     for r in results:
@@ -103,6 +106,22 @@ def test_a_command_gets_results_a_reply_and_status(stack):
                                        for s in state['status']))
     spin(2.0)
     assert len(state['replies']) == n_replies + 1, state['replies'][n_replies:]
+
+
+def test_between_groundings_the_last_result_is_carried_forward_with_its_age(stack):
+    state, _, spin, _ = stack
+    n = len(state['results'])
+    spin(6.0)                                    # 3 frames at 0.5 Hz
+    results = state['results'][n:]
+    carried = [r for r in results if r.carried_forward]
+    fresh = {(r.header.stamp.sec, r.header.stamp.nanosec) for r in state['results']
+             if not r.carried_forward}
+    assert len(carried) >= 6, [(r.carried_forward, r.age_s) for r in results]
+    # a carried result is an earlier grounding's, header and all, older at every repeat
+    assert all((r.header.stamp.sec, r.header.stamp.nanosec) in fresh for r in carried)
+    assert any(r.stale and r.age_s > 1.0 for r in carried)
+    assert all(r.stale == (r.age_s > 1.0) for r in results)
+    assert spin(5.0, until=lambda: any(s.result_age_s > 0 for s in state['status']))
 
 
 def test_stop_ends_the_stream(stack):

@@ -16,7 +16,9 @@ candidate on the RGB-D frame and applies the constraints of
   (:func:`unipixel_ros.perception.pipeline.estimate_object_geometry`: box centre and extent in
   the camera optical frame, metres; x right, y down, z forward); "left" = smaller x, "closest"
   = smallest distance ``|centre|``; size = box volume, height = box extent along the support
-  normal. When the geometry core fails the centre is the median back-projected point and the
+  normal. With a :class:`Viewpoint` (the node's ``target_frame``, e.g. the robot's base_link,
+  REP-103: x forward, y left, z up) "left" and "right" are the robot's and "closest" is
+  nearest to that frame's origin, whichever way the camera looks. When the geometry core fails the centre is the median back-projected point and the
   extent the 5-95 % spread (marked ``geometry=None``);
 - **size words** relative to the other instances of the concept, **superlatives, positions,
   ordinals and relations** in 3D. A runner-up within a margin of the winner (settings) makes the
@@ -41,6 +43,27 @@ from unipixel_ros.perception.color_naming import (BASIC_TERMS, basic_term_shares
 from unipixel_ros.perception.pipeline import ObjectGeometry, estimate_object_geometry
 
 STATUSES = ('found', 'not_there', 'ambiguous')
+
+
+@dataclass(frozen=True)
+class Viewpoint:
+    """Whose left and whose distance: the camera -> target frame transform (REP-103 target:
+    x forward, y left, z up), ``p_target = rotation @ p_camera + translation``.
+
+    Attributes:
+        rotation: (3, 3) float64; translation: (3,) float64, metres.
+    """
+
+    rotation: np.ndarray
+    translation: np.ndarray
+
+    def lateral(self, center: np.ndarray) -> float:
+        """Signed offset to the right (m) of a camera-frame point, as the target frame sees it."""
+        return -float((self.rotation @ center + self.translation)[1])
+
+    def distance(self, center: np.ndarray) -> float:
+        """Distance (m) of a camera-frame point from the target frame's origin."""
+        return float(np.linalg.norm(self.rotation @ center + self.translation))
 
 
 @dataclass(frozen=True)
@@ -148,7 +171,7 @@ class Measured:
             box stands on a plane).
         volume: box volume, m^3.
         height: extent along the support normal (the largest extent without a plane), m.
-        distance: |center|, m.
+        distance: |center|, m (with a :class:`Viewpoint`: from the target frame's origin).
         color: 'white' | 'grey' | 'black' for achromatic colours, else the top basic term.
         lightness: CIELAB L of the robust colour.
         shares: (11,) survey vote shares of :data:`BASIC_TERMS` of the normalised colour
@@ -171,6 +194,8 @@ class Measured:
     geometry: ObjectGeometry | None = None
     #: "big" in the settings' sense (height or volume), filled by measure_proposals
     size: float = 0.0
+    #: signed offset to the right, m: camera x, or the viewpoint's right (see :class:`Viewpoint`)
+    lateral: float = 0.0
 
 
 @dataclass
@@ -275,11 +300,13 @@ def color_matches(word: str, m: Measured,
 def measure_candidate(index: int, mask: np.ndarray, score: float, rgb: np.ndarray,
                       depth_m: np.ndarray, intrinsics: CameraIntrinsics,
                       settings: ResolverSettings = DEFAULT_RESOLVER_SETTINGS,
-                      geometry_config: GeometryConfig | None = None) -> Measured | None:
+                      geometry_config: GeometryConfig | None = None,
+                      viewpoint: Viewpoint | None = None) -> Measured | None:
     """Measure one candidate; None when its mask has no valid depth at all.
 
     Args:
         mask: (H, W) bool; rgb (H, W, 3) uint8; depth_m (H, W) float32 metres (0 = none).
+        viewpoint: whose left / distance (None: the camera's).
     """
     color, light, shares = measure_color(rgb, mask, settings)
     geometry = None
@@ -300,15 +327,19 @@ def measure_candidate(index: int, mask: np.ndarray, score: float, rgb: np.ndarra
         lo, hi = np.percentile(pts, [5, 95], axis=0)
         extent = np.maximum(hi - lo, 1e-3)
         height = float(extent[1])
+    distance = (viewpoint.distance(center) if viewpoint is not None
+                else float(np.linalg.norm(center)))
+    lateral = viewpoint.lateral(center) if viewpoint is not None else float(center[0])
     return Measured(index, mask, float(score), int(mask.sum()), center, extent,
-                    float(np.prod(extent)), height, float(np.linalg.norm(center)), color, light,
-                    shares, geometry)
+                    float(np.prod(extent)), height, distance, color, light, shares, geometry,
+                    lateral=lateral)
 
 
 def measure_proposals(proposals: Proposals, rgb: np.ndarray, depth_m: np.ndarray,
                       intrinsics: CameraIntrinsics,
                       settings: ResolverSettings = DEFAULT_RESOLVER_SETTINGS,
-                      geometry_config: GeometryConfig | None = None) -> list:
+                      geometry_config: GeometryConfig | None = None,
+                      viewpoint: Viewpoint | None = None) -> list:
     """Measured candidates of a concept that pass ``min_score`` and ``min_area_px``."""
     out = []
     for i in range(len(proposals.scores)):
@@ -316,7 +347,7 @@ def measure_proposals(proposals: Proposals, rgb: np.ndarray, depth_m: np.ndarray
         if float(proposals.scores[i]) < settings.min_score or mask.sum() < settings.min_area_px:
             continue
         m = measure_candidate(i, mask, float(proposals.scores[i]), rgb, depth_m, intrinsics,
-                              settings, geometry_config)
+                              settings, geometry_config, viewpoint)
         if m is not None:
             m.size = m.height if settings.size_measure == 'height' else m.volume
             out.append(m)
@@ -382,7 +413,7 @@ def _relative_sizes(cands: list, ratio: float) -> dict:
 
 
 def _key(direction: str):
-    return {'left': lambda m: m.center[0], 'right': lambda m: -m.center[0],
+    return {'left': lambda m: m.lateral, 'right': lambda m: -m.lateral,
             'near': lambda m: m.distance, 'far': lambda m: -m.distance}[direction]
 
 
@@ -407,7 +438,7 @@ def _ratio_extreme(cands: list, values: list, biggest: bool, ratio: float) -> li
 
 
 def _relation_holds(rel: str, t: Measured, a: Measured, s: ResolverSettings) -> bool:
-    dx = float(t.center[0] - a.center[0])
+    dx = t.lateral - a.lateral
     if rel == 'next_to':
         return float(np.linalg.norm(t.center - a.center)) <= s.next_to_m
     if rel == 'left_of':
@@ -436,7 +467,7 @@ def _apply(constraint: Constraint, cands: list, anchors: list, s: ResolverSettin
         if value == 'middle':
             if len(cands) < 3:
                 return cands
-            xs = np.array([m.center[0] for m in cands])
+            xs = np.array([m.lateral for m in cands])
             mid = float(np.median(xs))
             return [m for m, x in zip(cands, xs)
                     if abs(x - mid) <= np.sort(np.abs(xs - mid))[0] + s.lateral_margin_m]
@@ -495,7 +526,7 @@ def ambiguity_question(tied: list, concept: Concept) -> str:
     if not concept.color and len(set(colors)) == len(tied) <= 3:
         names = [f'the {c}' for c in colors]
         return f'Which one, {", ".join(names[:-1])} or {names[-1]} {concept.noun or "object"}?'
-    xs = np.array([m.center[0] for m in tied])
+    xs = np.array([m.lateral for m in tied])
     zs = np.array([m.distance for m in tied])
     lateral = float(np.ptp(xs)) >= float(np.ptp(zs))
     if len(tied) == 2:
@@ -516,7 +547,8 @@ def resolve_referring(referring: Referring, proposals: dict, rgb: np.ndarray,
                       depth_m: np.ndarray, intrinsics: CameraIntrinsics,
                       settings: ResolverSettings = DEFAULT_RESOLVER_SETTINGS,
                       geometry_config: GeometryConfig | None = None,
-                      measured: dict | None = None) -> Resolution:
+                      measured: dict | None = None,
+                      viewpoint: Viewpoint | None = None) -> Resolution:
     """Pick the one object ``referring`` means among the proposals.
 
     Args:
@@ -526,6 +558,7 @@ def resolve_referring(referring: Referring, proposals: dict, rgb: np.ndarray,
         rgb: (H, W, 3) uint8; depth_m: (H, W) float32 metres (0 = no reading); intrinsics.
         settings: :class:`ResolverSettings`.
         measured: optional cache {phrase: [Measured]} reused across expressions of a frame.
+        viewpoint: whose left, right and distance (None: the camera's); see :class:`Viewpoint`.
     Returns:
         :class:`Resolution`.
     """
@@ -538,7 +571,7 @@ def resolve_referring(referring: Referring, proposals: dict, rgb: np.ndarray,
             return [], 0.0
         if concept.phrase not in cache:
             cache[concept.phrase] = measure_proposals(props, rgb, depth_m, intrinsics, settings,
-                                                      geometry_config)
+                                                      geometry_config, viewpoint)
         return cache[concept.phrase], float(props.presence)
 
     target = referring.target

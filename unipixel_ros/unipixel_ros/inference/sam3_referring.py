@@ -25,7 +25,8 @@ from unipixel_ros.perception import CameraIntrinsics
 from unipixel_ros.perception.mask_ops import mask_bbox
 
 from .predictor import Prediction, Query
-from .resolver import DEFAULT_RESOLVER_SETTINGS, Proposals, ResolverSettings, resolve_referring
+from .resolver import (DEFAULT_RESOLVER_SETTINGS, Proposals, ResolverSettings, Viewpoint,
+                       resolve_referring)
 from .settings import DEFAULT_SETTINGS, DecisionSettings
 
 
@@ -82,6 +83,9 @@ class Sam3ReferringPredictor:
         self.engine = _EngineHandle(sam3)
         self.settings = settings
         self.resolver_settings = resolver_settings
+        #: whose left, right and distance the resolver uses (None: the camera's); the node
+        #: sets it from its target_frame before each frame
+        self.viewpoint: Viewpoint | None = None
 
     def encode_text(self, text: str) -> Sam3Query:
         """Parse ``text`` and encode each concept phrase once.
@@ -130,7 +134,7 @@ class Sam3ReferringPredictor:
         else:
             res = resolve_referring(query.referring, proposals, rgb,
                                     np.asarray(depth_m, np.float32), intrinsics,
-                                    self.resolver_settings)
+                                    self.resolver_settings, viewpoint=self.viewpoint)
             reason = res.reason
         t3 = time.perf_counter()
         found = res is not None and res.found

@@ -92,6 +92,11 @@ PARAMETERS = (
     ('pick_stable_frames', 3, 'Consecutive found frames before unipixel/pick is sent.', False,
      '>= 1'),
     ('status_rate_hz', 1.0, 'Rate of unipixel/status and /diagnostics.', True, '> 0'),
+    ('carry_forward_period_s', 0.5,
+     'While the model works on a newer frame for longer than this, republish the last result '
+     '(carried_forward, age_s) at this period; 0 = never.', True, '>= 0'),
+    ('stale_after_s', 2.0, 'A result whose image is older than this (s) is marked stale on '
+     'unipixel/result and unipixel/status.', True, '> 0'),
     ('depth_scale', 0.001, 'Metres per unit of 16UC1 depth (0.001 = millimetres; e.g. 0.0001 '
      'for cameras in 0.1 mm).', False, '> 0'),
     ('image_transport', 'raw', "Camera input: raw, or compressed (<color>/compressed JPEG/PNG "
@@ -113,7 +118,7 @@ _UNIT = ('exists_threshold', 'uncertain_threshold', 'mask_threshold', 'verify_mi
 _POSITIVE = ('slop', 'camera_info_timeout_s', 'time_jump_threshold_s', 'min_depth_m',
              'status_rate_hz', 'gripper_finger_depth_m', 'depth_scale', 'tf_timeout_s',
              'expected_rate_hz', 'diagnostics_latency_warn_ms', 'diagnostics_latency_error_ms',
-             'triton_timeout_s')
+             'triton_timeout_s', 'stale_after_s')
 _AT_LEAST_ONE = ('queue_size', 'max_misses', 'pick_stable_frames', 'time_jump_messages')
 
 
@@ -142,7 +147,7 @@ def check_parameter(name: str, value, get) -> str | None:
         return 'must be in (0, 0.5]'
     if name in _AT_LEAST_ONE and value < 1:
         return 'must be >= 1'
-    if name in ('threads', 'geometry_threads') and value < 0:
+    if name in ('threads', 'geometry_threads', 'carry_forward_period_s') and value < 0:
         return 'must be >= 0'
     if name == 'camera_executor' and value not in CAMERA_EXECUTORS:
         return f'must be one of {", ".join(CAMERA_EXECUTORS)}'

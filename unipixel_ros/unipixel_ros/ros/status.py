@@ -70,6 +70,13 @@ class PipelineStats:
             self.error(f'no {", ".join(stale)} received for more than {timeout_s:.1f} s')
         return stale if changed else []
 
+    def silent_inputs_message(self, started: float, timeout_s: float, topics: list) -> str:
+        """:meth:`stale_inputs` as the status message naming the ``topics`` (color, depth,
+        camera_info), or '' when nothing changed."""
+        stale = self.stale_inputs(started, timeout_s)
+        return (f'no {", ".join(stale)} received for more than {timeout_s:.1f} s while other '
+                f'camera topics arrive (topics: {", ".join(topics)})') if stale else ''
+
     def frame_in(self, input_delay_ms: float) -> None:
         self.frames_in += 1
         self.in_times.append(time.monotonic())

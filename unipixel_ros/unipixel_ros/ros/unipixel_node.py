@@ -38,6 +38,7 @@ from unipixel_ros.language import CommandAction, CommandError, parse_command
 
 from . import parameters
 from .camera_intake import camera_topics, subscribe_camera
+from .carry_forward import ResultCarrier
 from .frames import FrameError, TargetFrame
 from .latest_slot import LatestSlot
 from .diagnostics import build_diagnostic_array
@@ -46,7 +47,6 @@ from .query_services import Frame, QueryServices
 from .status import PipelineStats
 from .worker import FrameWorker
 from .sync import TimeJumpDetector, stamp_ns
-
 
 
 class UnipixelNode(LifecycleNode):
@@ -81,6 +81,7 @@ class UnipixelNode(LifecycleNode):
         # Steady timers: on use_sim_time, ROS-time timers wait for /clock, and a node must come
         # up and report its status before (and while) a simulator publishes it.
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._carrier = ResultCarrier.for_node(self)    # its timer republishes the last result
         if self._param('autostart'):
             self._autostart_timer = self.create_timer(0.0, self._autostart, clock=self._steady)
 
@@ -364,21 +365,18 @@ class UnipixelNode(LifecycleNode):
         pub = self._pubs.get('status')
         if pub is None:
             return
-        if self._subs:
-            stale = self._stats.stale_inputs(getattr(self, '_activated_at', time.monotonic()),
-                                             self._param('camera_info_timeout_s'))
-            if stale:
-                self._last_message = (
-                    f'no {", ".join(stale)} received for more than '
-                    f'{self._param("camera_info_timeout_s"):.1f} s while other camera topics '
-                    f'arrive (topics: {self._param("color_topic")}, {self._param("depth_topic")}, '
-                    f'{self._param("camera_info_topic")})')
-                self.get_logger().warning(self._last_message)
+        silent = self._subs and self._stats.silent_inputs_message(
+            getattr(self, '_activated_at', time.monotonic()), self._param('camera_info_timeout_s'),
+            [self._param(f'{n}_topic') for n in ('color', 'depth', 'camera_info')])
+        if silent:
+            self._last_message = silent
+            self.get_logger().warning(silent)
         session = self._session
         query = session.query.text if session is not None else ''
         state = ('tracking' if query else 'idle') if self._subs else 'inactive'
         now = self.get_clock().now().to_msg()
         msg = self._stats.to_msg(now, state, query, self._last_message, self._slot.dropped)
+        self._carrier.annotate(msg, self.get_clock().now().nanoseconds * 1e-9)
         diagnostics = build_diagnostic_array(
             self._stats.diagnostics(self._slot.dropped, self._param('engine'),
                                     self._param('device')),

@@ -14,6 +14,7 @@ from unipixel_msgs.msg import ReferringResult
 
 from unipixel_ros.engines import EngineUnavailable
 from unipixel_ros.inference.answer import answer_frame
+from unipixel_ros.inference.resolver import Viewpoint
 from unipixel_ros.inference.session import CommandSession, sentence_for
 from unipixel_ros.language import CommandAction
 from unipixel_ros.perception import GeometryError
@@ -64,6 +65,7 @@ class FrameWorker:
                 self._start_command(*pending)
             if node._restart_tracking:
                 node._restart_tracking = False
+                node._carrier.forget()
                 if node._session is not None:
                     node._session.restart_tracking()
             if frame is None:
@@ -77,6 +79,7 @@ class FrameWorker:
 
     def _start_command(self, action: CommandAction, expression: str) -> None:
         node = self.node
+        node._carrier.forget()
         if action == CommandAction.STOP:
             node._session = None
             node._queries.stop_tracking()
@@ -115,7 +118,10 @@ class FrameWorker:
             return
         header = frame.color.header
         node._last_frame_geometry = (intr, header.frame_id)
-        for job in node._queries.take_jobs():
+        jobs, session = node._queries.take_jobs(), node._session
+        if jobs or session is not None:
+            self._set_viewpoint(header)
+        for job in jobs:
             self._run_job(job, rgb, depth_m, intr, header)
         session = node._session
         if session is None:
@@ -158,6 +164,19 @@ class FrameWorker:
         finally:
             job.done.set()
 
+    def _set_viewpoint(self, header) -> None:
+        """A predictor that reasons in 3D (the SAM 3 resolver) takes left, right and closest
+        from ``target_frame`` (e.g. the robot's base_link), not from the camera."""
+        predictor = self.node._predictor
+        if not hasattr(predictor, 'viewpoint'):
+            return
+        try:
+            transform = self.node._frames.transform_for(header.frame_id, header.stamp)
+        except FrameError:
+            transform = None      # reported when the result is re-expressed
+        predictor.viewpoint = (None if transform is None else
+                               Viewpoint(transform.rotation, transform.translation))
+
     def _to_target_frame(self, result: ReferringResult) -> bool:
         """Re-express the result in ``target_frame``; False (reported) when that is impossible."""
         node = self.node
@@ -177,10 +196,9 @@ class FrameWorker:
             return
 
         def publish_all() -> None:
-            pubs['result'].publish(result)
-            stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
-            node._stats.latencies_ms.append(
-                1e3 * (node.get_clock().now().nanoseconds * 1e-9 - stamp))
+            now_s = node.get_clock().now().nanoseconds * 1e-9
+            pubs['result'].publish(node._carrier.mark(result, now_s))
+            node._stats.latencies_ms.append(1e3 * result.age_s)
             publish_outputs(pubs, result, rgb, header,
                             measured=step.answer.geometry is not None, pick=step.pick)
             if step.reply is not None:
