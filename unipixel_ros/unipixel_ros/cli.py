@@ -168,6 +168,35 @@ def cmd_eval_resolver(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_describe(args: argparse.Namespace) -> int:
+    """``unipixel-ros eval-dataset --describe``: click every nameable object, score the
+    description (category and colour) and its confidence's calibration."""
+    from unipixel_ros.training.describe_evaluation import evaluate_describe, plot_calibration
+    from unipixel_ros.training.evaluation import parse_source
+    if len(args.data) != 1:
+        print('unipixel-ros eval-dataset --describe: one --data at a time', file=sys.stderr)
+        return 2
+    _label, data, split = parse_source(args.data[0], args.split)
+    code, checkpoint, predictor = load_predictor_from_args(args, 'unipixel-ros eval-dataset',
+                                                           device=args.device)
+    if code:
+        return code
+    result = evaluate_describe(predictor, data, split, limit_scenes=args.limit_scenes,
+                               progress=not args.no_progress)
+    result.update(data=str(data), split=split or 'all', checkpoint=Path(checkpoint).name,
+                  engine=args.engine, **decision_record(predictor))
+    print(json.dumps({k: v for k, v in result.items() if k != 'calibration'}, indent=2))
+    table = ', '.join(f"[{b['low']:.2f}, {b['high']:.2f}] {b['accuracy']}% of {b['count']}"
+                      for b in result['calibration']['bins'] if b['count'])
+    print(f"confidence bin -> accuracy: {table}; ECE {result['calibration']['ece']}")
+    if args.json:
+        out = Path(args.json)
+        _write_json(out, result)
+        plot_calibration(result, out.with_suffix('.png'))
+        print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+    return 0
+
+
 def cmd_eval_dataset(args: argparse.Namespace) -> int:
     """``unipixel-ros eval-dataset``: RefCOCO-style metrics of a model on generated datasets.
 
@@ -187,6 +216,8 @@ def cmd_eval_dataset(args: argparse.Namespace) -> int:
         return cmd_eval_resolver(args)
     from unipixel_ros.training.evaluation import (comparison_table, evaluate, evaluate_many,
                                                   parse_source, plot_comparison, plot_eval)
+    if args.describe:
+        return cmd_eval_describe(args)
 
     try:
         sources = [parse_source(text, args.split) for text in args.data]
@@ -529,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('--split', choices=('train', 'val', 'test', 'shifted'), default=None,
                     help='only this split of each --data without its own :SPLIT (default: '
                          'train + val + test; shifted = the held-out factor scenes)')
+    ev.add_argument('--describe', action='store_true',
+                    help='region -> words instead: click every nameable object; category and '
+                         'colour accuracy and the calibration of the describe score')
     ev.add_argument('--paraphrase', action='store_true',
                     help='also evaluate every query reworded with out-of-grammar synonyms')
     ev.add_argument('--no-progress', action='store_true')

@@ -85,6 +85,22 @@ class Prediction:
         return (f"a {self.attributes['size'][0]} {self.attributes['color'][0]} "
                 f"{self.attributes['category'][0]}")
 
+    def description_confidence(self) -> float:
+        """How likely the description's category and colour are both right, in [0, 1]:
+        p(category) x p(colour) of the named classes (the category's after the metric head,
+        when refined). ``unipixel/describe`` returns it as ``score``; its calibration is
+        measured by ``unipixel-ros eval-dataset --describe``."""
+        return describe_confidence(self.attributes)
+
+
+def describe_confidence(attributes: dict) -> float:
+    """p(category) x p(colour) from ``{'category'|'color': (name, probability)}`` (0 when
+    either is missing)."""
+    try:
+        return float(attributes['category'][1]) * float(attributes['color'][1])
+    except (KeyError, IndexError, TypeError):
+        return 0.0
+
 
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max())

@@ -17,6 +17,7 @@ from unipixel_msgs.action import TrackObject
 from unipixel_msgs.msg import ReferringResult
 from unipixel_msgs.srv import Describe, Segment
 
+from unipixel_ros.inference.predictor import describe_confidence
 from unipixel_ros.language import CommandAction, CommandError, parse_command
 
 
@@ -202,7 +203,8 @@ class QueryServices:
             response.description = job.result.description
             for key in ('category', 'color', 'size'):
                 setattr(response, key, job.attributes.get(key, ('', 0))[0])
-            response.score = float(job.result.score)
+            # how likely "category and colour are right", not the click's exists score (~1)
+            response.score = describe_confidence(job.attributes)
         return response
 
     def _execute_track(self, goal_handle):
