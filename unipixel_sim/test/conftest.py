@@ -20,8 +20,11 @@ _PROFILE = str(Path(__file__).resolve().parents[2] / 'unipixel_ros' / 'config'
 os.environ.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', _PROFILE)
 os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', _PROFILE)
 
-DATASET_SCENES = 50
-DATASET_SEED = 1000
+from unipixel_sim.model_guard import FIXTURES, generate_fixture  # noqa: E402
+
+# the shared dataset is also the default fixture of the shipped model's guard
+DATASET_SCENES = FIXTURES['default']['scenes']
+DATASET_SEED = FIXTURES['default']['seed']
 
 
 @pytest.fixture(scope='session')
@@ -31,8 +34,14 @@ def generated_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('dataset')
     start = time.perf_counter()
     summary = generate_dataset(root, DATASET_SCENES, seed=DATASET_SEED, workers=2,
-                               n_expressions=4, progress=False)
+                               n_expressions=FIXTURES['default']['expressions'], progress=False)
     summary['wall_s'] = time.perf_counter() - start
     print(f"\ngenerated {DATASET_SCENES} scenes in {summary['wall_s']:.1f} s "
           f"({summary['scenes_per_s']:.2f} scenes/s)")
     return root, summary
+
+
+@pytest.fixture(scope='session')
+def randomized_guard_dataset(tmp_path_factory):
+    """The randomized fixture of the shipped model's guard (``model_guard.FIXTURES``)."""
+    return generate_fixture('randomized', tmp_path_factory.mktemp('guard_randomized'))

@@ -76,6 +76,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     evaluate_cli.add_arguments(ev)
     ev.set_defaults(func=evaluate_cli.run_from_args)
 
+    from . import model_guard
+    guard = sub.add_parser('model-guard', help="thresholds of the shipped model's CI guard "
+                                               '(per expression type, from bootstrap intervals)')
+    model_guard.add_arguments(guard)
+    guard.set_defaults(func=model_guard.run_from_args)
+
     # listed for --help; everything after 'demo' goes to unipixel_sim.demo unparsed
     sub.add_parser('demo', help='the end-to-end ROS demo (make demo); demo --help',
                    add_help=False)
