@@ -39,7 +39,11 @@ def stack(tmp_path_factory):
         subprocess.Popen([sys.executable, '-m', 'unipixel_ros.ros.unipixel_node', '--ros-args',
                           '-p', 'backend:=sam3', '-p', f'model_path:={model}',
                           '-p', 'engine:=torch', '-p', 'status_rate_hz:=2.0',
-                          '-p', 'carry_forward_period_s:=0.25', '-p', 'stale_after_s:=1.0'],
+                          '-p', 'carry_forward_period_s:=0.25', '-p', 'stale_after_s:=1.0',
+                          # outputs and the resolver's left / right / closest in the robot's
+                          # frame (a camera 0.6 m above base_link, looking along its x axis)
+                          '-p', 'target_frame:=base_link', '-p',
+                          'camera_to_target:=[0.3, 0.0, 0.6, -0.5, 0.5, -0.5, 0.5]'],
                          stdout=log.open('w'), stderr=subprocess.STDOUT, text=True),
     ]
     rclpy.init()
@@ -97,6 +101,7 @@ def test_a_command_gets_results_a_reply_and_status(stack):
     assert spin(60.0, until=lambda: len(fresh()) >= 3), 'fewer than 3 groundings in 60 s'
     results = state['results'][n_results:]
     assert {r.query for r in results} == {'the red cup'}
+    assert {r.header.frame_id for r in results} == {'base_link'}
     for r in results:
         assert (r.mask.height, r.mask.width) == (480, 640) and r.mask.encoding == 'mono8'
         assert r.found or r.status != 'ok'          # not found always says why
