@@ -177,11 +177,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     model_cfg = ModelConfig.from_dict(cfg.model)
     encoder = TextEncoder(cfg.text_encoder, max_tokens=model_cfg.max_text_tokens)
     model_cfg.text_dim = encoder.hidden_size
+    # teacher forcing gives every ground-truth object a slot: keep at most object_slots per scene
     caches = [build_cache(root, 'train', model_cfg.input_height, model_cfg.input_width, encoder,
-                          progress=progress) for root in cfg.data]
+                          max_objects=model_cfg.object_slots, progress=progress)
+              for root in cfg.data]
     train_cache = caches[0] if len(caches) == 1 else _concat(caches)
     val_cache = build_cache(cfg.data[0], 'val', model_cfg.input_height, model_cfg.input_width,
-                            encoder, progress=progress)
+                            encoder, max_objects=model_cfg.object_slots, progress=progress)
 
     net = UniPixelNet(model_cfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
