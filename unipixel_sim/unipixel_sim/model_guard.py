@@ -70,7 +70,7 @@ def derive_thresholds(result: dict) -> dict:
     another CPU cannot fail CI where every query of a group was right), floored to 0.1."""
     out: dict = {}
     for group, metrics in result['intervals'].items():
-        source = result if group == 'all' else result['by_type'][group]
+        source = _group(result, group)
         out[group] = {}
         for metric, (low, _high) in metrics.items():
             if metric in _DENOMINATORS and source.get(_DENOMINATORS[metric]):
@@ -79,10 +79,14 @@ def derive_thresholds(result: dict) -> dict:
     return out
 
 
+def _group(result: dict, group: str) -> dict:
+    """The metrics of ``group`` ('all': the top level, else an expression type; {} if absent)."""
+    return result if group == 'all' else result['by_type'].get(group, {})
+
+
 def measured(result: dict, group: str, metric: str):
     """The measured value of ``metric`` for ``group`` ('all' or an expression type)."""
-    source = result if group == 'all' else result['by_type'].get(group, {})
-    return source.get(metric)
+    return _group(result, group).get(metric)
 
 
 def failures(result: dict, thresholds: dict) -> list[str]:

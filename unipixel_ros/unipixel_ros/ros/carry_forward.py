@@ -20,8 +20,10 @@ import time
 from unipixel_msgs.msg import PipelineStatus, ReferringResult
 
 
-def stamp_s(header) -> float:
-    return header.stamp.sec + header.stamp.nanosec * 1e-9
+def age_s(result: ReferringResult, now_s: float) -> float:
+    """Seconds from the result's image stamp to ROS time ``now_s`` (never negative)."""
+    stamp = result.header.stamp
+    return max(0.0, now_s - (stamp.sec + stamp.nanosec * 1e-9))
 
 
 class ResultCarrier:
@@ -59,7 +61,7 @@ class ResultCarrier:
 
     def mark(self, result: ReferringResult, now_s: float) -> ReferringResult:
         """Set ``age_s`` / ``stale`` of a fresh result at ROS time ``now_s`` and keep it."""
-        result.age_s = max(0.0, now_s - stamp_s(result.header))
+        result.age_s = age_s(result, now_s)
         result.stale = result.age_s > self.stale_after_s
         result.carried_forward = False
         with self._lock:
@@ -81,7 +83,7 @@ class ResultCarrier:
                 return None
             self._published_at = time.monotonic()
         carried = copy.copy(last)       # the big fields (mask, cloud) are shared, not copied
-        carried.age_s = max(0.0, now_s - stamp_s(last.header))
+        carried.age_s = age_s(last, now_s)
         carried.stale = carried.age_s > self.stale_after_s
         carried.carried_forward = True
         return carried
@@ -90,5 +92,5 @@ class ResultCarrier:
         """Age and staleness of the last result on ``unipixel/status`` (0 / false: none)."""
         with self._lock:
             last = self._last
-        status.result_age_s = max(0.0, now_s - stamp_s(last.header)) if last else 0.0
+        status.result_age_s = age_s(last, now_s) if last else 0.0
         status.result_stale = bool(last) and status.result_age_s > self.stale_after_s

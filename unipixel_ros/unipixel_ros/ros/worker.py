@@ -123,8 +123,7 @@ class FrameWorker:
             self._set_viewpoint(header)
         for job in jobs:
             self._run_job(job, rgb, depth_m, intr, header)
-        session = node._session
-        if session is None:
+        if session is None:     # the session is only replaced by this thread
             return
         step = session.step(node._predictor, rgb, depth_m, intr,
                             parameters.geometry_config(node._param),
