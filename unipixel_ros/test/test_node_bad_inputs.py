@@ -178,6 +178,12 @@ def test_missing_camera_info_is_reported(client):
         client.spin(0.1)
     assert client.spin(3.0, until=lambda: client.status_contains('no info received'))
     assert client.valid_frame_answered()
+    # once camera_info is back, the status stops naming it as silent
+    end = time.monotonic() + 5.0
+    while time.monotonic() < end and not client.status_contains('all camera topics arrive again'):
+        client.frame()
+        client.spin(0.1)
+    assert client.status_contains('all camera topics arrive again'), client.statuses[-1].message
 
 
 @pytest.mark.parametrize('text,expected', [

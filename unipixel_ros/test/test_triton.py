@@ -358,6 +358,7 @@ def test_node_reports_a_killed_server_and_resumes_when_it_is_back(server, export
     from unipixel_msgs.msg import PipelineStatus, ReferringResult
 
     from unipixel_ros.ros.conversions import intrinsics_to_camera_info, numpy_to_image
+    from unipixel_ros.ros.status import is_active
 
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     node_proc = subprocess.Popen(
@@ -406,7 +407,7 @@ def test_node_reports_a_killed_server_and_resumes_when_it_is_back(server, export
 
     try:
         # active, and the speech publisher matched (a message sent before that is dropped)
-        assert stream(90, lambda: said('active') and speech.get_subscription_count() > 0), \
+        assert stream(90, lambda: any(is_active(s) for s in statuses) and speech.get_subscription_count() > 0), \
             'unipixel_node did not become active'
         speech.publish(String(data='the red cup'))
         assert stream(20, lambda: len(results) >= 5), 'no results through the server'

@@ -30,6 +30,7 @@ from unipixel_msgs.srv import Describe, Segment  # noqa: E402
 
 from unipixel_ros.inference.loading import DEFAULT_CHECKPOINT  # noqa: E402
 from unipixel_ros.ros.conversions import image_to_numpy  # noqa: E402
+from unipixel_ros.ros.status import is_active  # noqa: E402
 
 pytestmark = pytest.mark.ros
 CHECKPOINT = Path(os.environ.get('UNIPIXEL_TEST_CHECKPOINT', DEFAULT_CHECKPOINT))
@@ -98,7 +99,7 @@ def stack():
 
     # active, and the speech publisher matched (a message sent before that is dropped)
     ready = spin(180.0, until=lambda: state['scene'] is not None and any(
-        s.message.startswith('active') for s in state['status'])
+        is_active(s) for s in state['status'])
         and speech.get_subscription_count() > 0)
     if not ready:
         for p in procs:

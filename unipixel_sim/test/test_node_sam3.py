@@ -23,6 +23,7 @@ from std_msgs.msg import String  # noqa: E402
 from unipixel_msgs.msg import PipelineStatus, ReferringResult  # noqa: E402
 
 from unipixel_ros.backends.sam3 import make_tiny_sam3  # noqa: E402
+from unipixel_ros.ros.status import is_active  # noqa: E402
 
 pytestmark = pytest.mark.ros
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -67,7 +68,7 @@ def stack(tmp_path_factory):
         return bool(until and until())
 
     try:
-        up = spin(180.0, until=lambda: any(s.message.startswith('active') for s in state['status'])
+        up = spin(180.0, until=lambda: any(is_active(s) for s in state['status'])
                   and speech.get_subscription_count() > 0)
     except AssertionError:
         up = False

@@ -170,6 +170,7 @@ def run_demo(out: str = 'demo_out', seed: int = DEFAULT_SEED, engine: str = 'onn
 
     from unipixel_ros.inference.loading import resolve_checkpoint
     from unipixel_ros.ros.conversions import image_to_numpy, msg_to_cloud
+    from unipixel_ros.ros.status import is_active
 
     out_dir = Path(out)
     (out_dir / 'logs').mkdir(parents=True, exist_ok=True)
@@ -197,7 +198,7 @@ def run_demo(out: str = 'demo_out', seed: int = DEFAULT_SEED, engine: str = 'onn
         # the speech publisher must have matched the node's subscription too: a reliable,
         # volatile message published before that match is dropped
         ready = obs.spin_until(lambda: obs.scene is not None and obs.instances is not None and any(
-            s.message.startswith('active') for s in obs.statuses)
+            is_active(s) for s in obs.statuses)
             and obs.speech.get_subscription_count() > 0, 180.0)
         dead = [p.args[2] for p in procs if p.poll() is not None]
         if not ready or dead:

@@ -108,8 +108,10 @@ def wait_active(node, statuses: list, node_proc, log, timeout_s: float = 120.0,
     """
     import rclpy
 
+    from unipixel_ros.ros.status import is_active
+
     deadline = time.monotonic() + timeout_s
-    while not (any(s.message.startswith('active') for s in statuses)
+    while not (any(is_active(s) for s in statuses)
                and all(p.get_subscription_count() > 0 for p in publishers)):
         if node_proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError('unipixel_node did not become active:\n'

@@ -14,6 +14,19 @@ from unipixel_msgs.msg import PipelineStatus
 #: results kept for the latency percentiles (40 s at 15 Hz)
 LATENCY_WINDOW = 600
 
+#: ``PipelineStatus.state`` values of an active node (it listens to the camera and to speech)
+ACTIVE_STATES = ('idle', 'tracking')
+
+
+def is_active(status: PipelineStatus) -> bool:
+    """True when a received ``unipixel/status`` comes from an active node.
+
+    Clients should test the state, not the message: the message 'active: waiting for a command'
+    is replaced by the next event (a silent camera topic, a command), possibly before a client's
+    subscription has matched the node's publisher.
+    """
+    return status.state in ACTIVE_STATES
+
 
 def _median(values) -> float:
     return float(np.median(values)) if values else 0.0
@@ -36,6 +49,7 @@ class PipelineStats:
         self.in_times: deque = deque(maxlen=60)
         self.last_input = {'color': 0.0, 'depth': 0.0, 'info': 0.0}   # time.monotonic()
         self._stale: list = []
+        self._warned_silent = False      # a silent-topic warning is the latest input news
         self.last_error = ''
         self.last_error_time = 0.0                                    # time.monotonic()
 
@@ -70,12 +84,35 @@ class PipelineStats:
             self.error(f'no {", ".join(stale)} received for more than {timeout_s:.1f} s')
         return stale if changed else []
 
-    def silent_inputs_message(self, started: float, timeout_s: float, topics: list) -> str:
-        """:meth:`stale_inputs` as the status message naming the ``topics`` (color, depth,
-        camera_info), or '' when nothing changed."""
+    def silent_inputs_message(self, started: float, timeout_s: float,
+                              topics: list) -> tuple[str, bool]:
+        """:meth:`stale_inputs` as a status message naming the ``topics`` (color, depth,
+        camera_info) and whether it is a warning.
+
+        Returns ('no info received ...', True) when the set of silent topics changed,
+        ('all camera topics arrive again ...', False) once none is silent after a warning (so
+        the status does not keep naming a topic that came back), ('', False) otherwise.
+        """
         stale = self.stale_inputs(started, timeout_s)
-        return (f'no {", ".join(stale)} received for more than {timeout_s:.1f} s while other '
-                f'camera topics arrive (topics: {", ".join(topics)})') if stale else ''
+        if stale:
+            self._warned_silent = True
+            return (f'no {", ".join(stale)} received for more than {timeout_s:.1f} s while '
+                    f'other camera topics arrive (topics: {", ".join(topics)})'), True
+        now = time.monotonic()
+        if self._warned_silent and all(now - t <= timeout_s for t in self.last_input.values()):
+            self._warned_silent = False
+            return f'all camera topics arrive again (topics: {", ".join(topics)})', False
+        return '', False
+
+    def log_silent_inputs(self, logger, started: float, timeout_s: float, topics: list) -> str:
+        """:meth:`silent_inputs_message`, logged (a warning or, for the recovery, info) on the
+        node's rclpy ``logger``; the message, or ''."""
+        message, warning = self.silent_inputs_message(started, timeout_s, topics)
+        if message and warning:      # (rclpy: one call site logs at one severity)
+            logger.warning(message)
+        elif message:
+            logger.info(message)
+        return message
 
     def frame_in(self, input_delay_ms: float) -> None:
         self.frames_in += 1

@@ -365,12 +365,12 @@ class UnipixelNode(LifecycleNode):
         pub = self._pubs.get('status')
         if pub is None:
             return
-        silent = self._subs and self._stats.silent_inputs_message(
-            getattr(self, '_activated_at', time.monotonic()), self._param('camera_info_timeout_s'),
+        silent = self._subs and self._stats.log_silent_inputs(
+            self.get_logger(), getattr(self, '_activated_at', time.monotonic()),
+            self._param('camera_info_timeout_s'),
             [self._param(f'{n}_topic') for n in ('color', 'depth', 'camera_info')])
         if silent:
             self._last_message = silent
-            self.get_logger().warning(silent)
         session = self._session
         query = session.query.text if session is not None else ''
         state = ('tracking' if query else 'idle') if self._subs else 'inactive'
