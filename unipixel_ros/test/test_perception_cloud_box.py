@@ -50,6 +50,25 @@ def test_fit_plane_is_robust_and_faces_the_camera():
         orient_plane([0, 0, 0, 1])
 
 
+def test_the_same_points_give_the_same_plane():
+    """RANSAC is seeded: one frame is never answered two ways (one geometry thread, the node's
+    default; open3d's parallel RANSAC draws in thread order)."""
+    from unipixel_ros.perception.cloud import set_geometry_threads
+
+    rng = np.random.default_rng(1)
+    # two near-equal planes (a table and a tray 8 mm above it): the draw decides between them
+    points = np.concatenate([_on_plane(1500, rng), _on_plane(1400, rng) - UP * 0.008,
+                             rng.uniform(-0.2, 0.2, (600, 3)).astype(np.float32) + [0, 0, 0.6]])
+    set_geometry_threads(1)
+    try:
+        fits = [fit_plane(points, distance=0.006, iterations=30) for _ in range(12)]
+    finally:
+        set_geometry_threads(0)
+    for plane, inliers in fits[1:]:
+        np.testing.assert_array_equal(plane, fits[0][0])
+        np.testing.assert_array_equal(inliers, fits[0][1])
+
+
 def test_voxelize_keeps_the_point_to_voxel_map():
     rng = np.random.default_rng(1)
     points = rng.uniform(0.0, 0.05, (5000, 3)).astype(np.float32)

@@ -393,17 +393,22 @@ def _export_triton(ckpt: Path, args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """``unipixel-ros serve``: a Triton server hosting the model until SIGINT/SIGTERM; with
     ``--check``, only ask whether a server at ``--port`` is ready (exit 0) or not (exit 1)."""
-    from unipixel_ros.serving.launch import ServeError, serve, wait_until_ready
+    from unipixel_ros.serving.launch import ServeError, serve, served_models, wait_until_ready
 
     if args.check:
         try:
-            wait_until_ready(f'{args.address}:{args.port}', timeout_s=args.check_timeout)
+            wait_until_ready(f'{args.address}:{args.port}', timeout_s=args.check_timeout,
+                             models=served_models(args.backend))
         except ServeError as exc:
             print(f'unipixel-ros serve: not ready: {exc}', file=sys.stderr)
             return 1
         print(f'ready: grpc://{args.address}:{args.port}')
         return 0
     path = args.model_path
+    if path is None and args.backend == 'sam3':
+        print('unipixel-ros serve: --backend sam3 needs --model-path (a SAM 3 ONNX export, '
+              'facebook/sam3 or a local Hugging Face directory)', file=sys.stderr)
+        return 1
     if path is None:
         path = _resolve_checkpoint(argparse.Namespace(checkpoint=None), 'unipixel-ros serve')
         if path is None:
@@ -663,10 +668,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     srv = sub.add_parser('serve', help='a Triton Inference Server (PyTriton) hosting the model '
                                        'for many robots: engine:=triton on each')
-    srv.add_argument('--backend', default='unipixel', choices=('unipixel',),
-                     help='model family (SAM 3 is a follow-up: docs/FLEET.md)')
-    srv.add_argument('--model-path', help='.safetensors checkpoint or ONNX export directory '
-                                          '(default: the shipped model)')
+    srv.add_argument('--backend', default='unipixel', choices=('unipixel', 'sam3'),
+                     help='model family: unipixel (the three unipixel_* models) or sam3 '
+                          '(sam3_text and sam3_frame)')
+    srv.add_argument('--model-path', help='unipixel: .safetensors checkpoint or ONNX export '
+                                          'directory (default: the shipped model); sam3 '
+                                          '(required): a SAM 3 ONNX export, a Hugging Face id '
+                                          '(facebook/sam3) or directory')
     srv.add_argument('--port', type=int, default=8001,
                      help='gRPC port (HTTP on port-1, metrics on port+1; default %(default)s)')
     srv.add_argument('--address', default='127.0.0.1',

@@ -12,30 +12,27 @@ own tensors, so both servers answer the same requests:
 
 The text model runs once per command (the predictor caches prompts), the image model per frame.
 
-Failures: every request has a deadline (``timeout_s``). A server that is down, restarting or
-too slow raises :class:`EngineUnavailable` (an :class:`EngineError`) naming the URL and the
-cause; a call waits at most two deadlines (after a failure the server's models are checked
-again before the request, within one deadline) and the engine never needs rebuilding: the gRPC
-channel retries the connection with a backoff capped at ``reconnect_backoff_s``, so the first
-request after the server is back succeeds. :attr:`TritonEngine.state` says 'ok' or 'unavailable'.
+Failures (:mod:`.triton_connection`): every request has a deadline (``timeout_s``); a server
+that is down, restarting or too slow raises :class:`EngineUnavailable` naming the URL and the
+cause, and the engine never needs rebuilding. :attr:`TritonEngine.state` says 'ok' or
+'unavailable'.
 
 Imports neither torch nor (until an engine is built) tritonclient.
 """
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
 from unipixel_ros.model.graph_io import GRAPH_IO
 
-from .base import Engine, EngineError, EngineUnavailable
+from .base import Engine, EngineError
+from .triton_connection import DEFAULT_URL, TritonConnection
 
 #: Triton model name of each graph of ``GRAPH_IO``.
 TRITON_MODELS = {'text': 'unipixel_text', 'point': 'unipixel_point', 'image': 'unipixel_image'}
-DEFAULT_URL = '127.0.0.1:8001'
 
 
 def graph_tensors(manifest: dict) -> dict:
@@ -101,13 +98,14 @@ class TritonEngine(Engine):
         url: gRPC ``host:port`` of the server (``grpc://`` prefix accepted).
         timeout_s: deadline of one request, seconds (a frame, a text, a point).
         reconnect_backoff_s: the longest wait between the channel's connection attempts, seconds
-            (gRPC's default grows to 120 s, which would delay resuming after a restart).
+            (see :mod:`.triton_connection`).
         check_server: contact the server now and compare its models' tensors with the manifest
             (EngineUnavailable if it is down). False: build the engine anyway and check on the
             first successful request (a node may start before its server).
         device, threads, kwargs: accepted for a uniform ``open_engine`` call, unused.
     Raises:
-        EngineError: no manifest, or the served models' tensors disagree with it.
+        EngineError: no manifest, no tritonclient, or the served models' tensors disagree with
+            the manifest.
         EngineUnavailable: ``check_server`` and the server does not answer.
     """
 
@@ -116,32 +114,27 @@ class TritonEngine(Engine):
     def __init__(self, model_path: str | Path, url: str = DEFAULT_URL, timeout_s: float = 2.0,
                  reconnect_backoff_s: float = 1.0, check_server: bool = False,
                  device: str = 'cpu', threads: int = 0, **kwargs) -> None:
-        try:
-            import tritonclient.grpc as grpcclient
-        except ImportError as exc:
-            raise EngineError('the triton engine needs tritonclient: pip install '
-                              '"tritonclient[grpc]"') from exc
         manifest, self._tokenizer_dir = read_client_manifest(model_path)
         super().__init__(manifest)
-        self.url = url.split('://', 1)[-1]
-        self.timeout_s = float(timeout_s)
-        self._grpc = grpcclient
-        backoff_ms = max(100, int(1000 * reconnect_backoff_s))
-        self._channel_args = [
-            ('grpc.max_send_message_length', -1), ('grpc.max_receive_message_length', -1),
-            ('grpc.initial_reconnect_backoff_ms', min(100, backoff_ms)),
-            ('grpc.min_reconnect_backoff_ms', min(100, backoff_ms)),
-            ('grpc.max_reconnect_backoff_ms', backoff_ms)]
-        self._client = grpcclient.InferenceServerClient(self.url, channel_args=self._channel_args)
         self._tensors = graph_tensors(manifest)
-        self._checked = False
-        #: 'ok' after a successful request, 'unavailable' after a failed one ('unknown' before).
-        self.state = 'unknown'
-        #: why the last request failed ('' after a success).
-        self.last_error = ''
-        self.failures = 0
+        self._model_graph = {model: graph for graph, model in TRITON_MODELS.items()}
+        self.connection = TritonConnection(url, tuple(TRITON_MODELS.values()), timeout_s,
+                                           reconnect_backoff_s, check_model=self._compare)
         if check_server:
             self.check_server()
+
+    @property
+    def url(self) -> str:
+        return self.connection.url
+
+    @property
+    def state(self) -> str:
+        """'ok' after a successful request, 'unavailable' after a failed one ('unknown' before)."""
+        return self.connection.state
+
+    @property
+    def last_error(self) -> str:
+        return self.connection.last_error
 
     # ---- server ---------------------------------------------------------------------------------
     def check_server(self) -> None:
@@ -151,82 +144,38 @@ class TritonEngine(Engine):
             EngineUnavailable: the server does not answer or a model is not ready.
             EngineError: a served model's tensors disagree with the manifest (another model).
         """
-        end = time.monotonic() + self.timeout_s      # one deadline for all six calls
+        self.connection.check_server()
 
-        def left() -> float:
-            return max(0.05, end - time.monotonic())
-        try:
-            for graph, model in TRITON_MODELS.items():
-                if not self._client.is_model_ready(model, client_timeout=left()):
-                    raise EngineUnavailable(f'Triton server at {self.url}: model {model} is not '
-                                            'ready')
-                meta = self._client.get_model_metadata(model, client_timeout=left())
-                self._compare(graph, meta)
-        except self._grpc_error() as exc:
-            raise self._unavailable(exc) from exc
-        self._checked = True
-
-    def _compare(self, graph: str, meta) -> None:
+    def _compare(self, model: str, meta) -> None:
         """EngineError when a served model's inputs/outputs are not the manifest's."""
+        graph = self._model_graph[model]
         served = {t.name: [int(d) for d in t.shape] for t in list(meta.inputs) + list(meta.outputs)}
         for name, _dtype, shape in (self._tensors[graph]['inputs']
                                     + self._tensors[graph]['outputs']):
             got = served.get(name)
             if got is None:
-                raise EngineError(f'Triton model {TRITON_MODELS[graph]} at {self.url} has no '
+                raise EngineError(f'Triton model {model} at {self.url} has no '
                                   f'tensor {name!r}: it serves another model than {self._what()}')
             # PyTriton reports the batch dimension as -1, the official container's fixed graphs
             # 1; a per-request scalar (exists_logit) is [1] in PyTriton, [] in the graph
             want, have = list(shape[1:]) or [1], got[1:] or [1]
             if len(want) != len(have) or any(w != h and -1 not in (w, h)
                                              for w, h in zip(want, have)):
-                raise EngineError(f'Triton model {TRITON_MODELS[graph]} at {self.url}: tensor '
+                raise EngineError(f'Triton model {model} at {self.url}: tensor '
                                   f'{name} has shape {got}, {self._what()} expects {list(shape)}')
 
     def _what(self) -> str:
         return f"the model of this manifest ({self.metadata.get('checkpoint', '?')})"
 
-    def _grpc_error(self):
-        from tritonclient.utils import InferenceServerException
-        return InferenceServerException
-
-    def _unavailable(self, exc) -> EngineUnavailable:
-        status = getattr(exc, 'status', lambda: None)() or ''
-        msg = str(getattr(exc, 'message', lambda: exc)()).splitlines()[0][:200]
-        return EngineUnavailable(f'Triton server at {self.url} unavailable ({status or "error"}: '
-                                 f'{msg})')
-
     def _infer(self, graph: str, arrays: list[np.ndarray]) -> list[np.ndarray]:
         """Run one graph on the server: inputs in ``GRAPH_IO`` order -> outputs in that order,
         shaped as the ONNX graph's own outputs."""
-        g = self._grpc
-        inputs = []
-        for (name, dtype, _shape), array in zip(self._tensors[graph]['inputs'], arrays):
-            array = np.ascontiguousarray(array, dtype)
-            tensor = g.InferInput(name, list(array.shape),
-                                  'INT64' if dtype is np.int64 else 'FP32')
-            tensor.set_data_from_numpy(array)
-            inputs.append(tensor)
-        outputs = [g.InferRequestedOutput(name) for name in GRAPH_IO[graph]['outputs']]
-        t0 = time.monotonic()
-        try:
-            if not self._checked:
-                self.check_server()
-            result = self._client.infer(TRITON_MODELS[graph], inputs, outputs=outputs,
-                                        client_timeout=self.timeout_s)
-        except self._grpc_error() as exc:
-            self.state, self.failures = 'unavailable', self.failures + 1
-            self._checked = False    # the server that comes back may host another model
-            err = self._unavailable(exc)
-            self.last_error = f'{err} after {time.monotonic() - t0:.2f} s'
-            raise EngineUnavailable(self.last_error) from exc
-        except EngineUnavailable as exc:
-            self.state, self.failures, self.last_error = 'unavailable', self.failures + 1, str(exc)
-            raise
-        self.state, self.last_error = 'ok', ''
+        inputs = [(name, np.ascontiguousarray(array, dtype)) for (name, dtype, _shape), array
+                  in zip(self._tensors[graph]['inputs'], arrays)]
+        result = self.connection.infer(TRITON_MODELS[graph], inputs, GRAPH_IO[graph]['outputs'])
         out = []
         for name, _dtype, shape in self._tensors[graph]['outputs']:
-            array = result.as_numpy(name)
+            array = result[name]
             if graph == 'image' and name == 'exists_logit':
                 array = array.reshape(shape)          # PyTriton answers (1, 1), the graph (1,)
             out.append(array)
@@ -251,7 +200,4 @@ class TritonEngine(Engine):
         return dict(zip(GRAPH_IO['image']['outputs'], outs))
 
     def close(self) -> None:
-        try:
-            self._client.close()
-        except Exception:  # closing a channel to a dead server must not raise
-            pass
+        self.connection.close()

@@ -101,12 +101,18 @@ BACKENDS = ('unipixel', 'sam3')
 
 def load_sam3_referring(model_path: str | Path, engine: str = 'onnxruntime',
                         settings: DecisionSettings = DEFAULT_SETTINGS, threads: int = 0,
-                        device: str = 'cpu'):
+                        device: str = 'cpu', url: str = '127.0.0.1:8001',
+                        timeout_s: float = 2.0, **_unused):
     """(model path, :class:`~.sam3_referring.Sam3ReferringPredictor`) for ``backend: sam3``.
 
     Args:
-        model_path: Hugging Face id ('facebook/sam3', gated) or a local Hugging Face directory.
-        engine: 'torch', 'onnxruntime' (exported once per model, cached) or 'tensorrt'.
+        model_path: Hugging Face id ('facebook/sam3', gated) or a local Hugging Face directory;
+            for 'triton', a local directory with the model's tokenizer and preprocessor files
+            (the Hugging Face directory or the export the server was started on).
+        engine: 'torch', 'onnxruntime' (exported once per model, cached), 'tensorrt' or
+            'triton' (``unipixel-ros serve --backend sam3`` at ``url``; ``timeout_s`` per
+            request).
+        _unused: engine options of the unipixel backend (e.g. ``spin``), ignored here.
     Raises:
         LoadError: no model path, or the model cannot be loaded (the message says why).
     """
@@ -119,8 +125,13 @@ def load_sam3_referring(model_path: str | Path, engine: str = 'onnxruntime',
                         'directory in Hugging Face format')
     kwargs = {'device': device} if engine == 'torch' else {}
     try:
-        sam3 = create_sam3_predictor(str(model_path), backend=engine, threads=threads or None,
-                                     max_candidates=20, **kwargs)
+        if engine == 'triton':
+            from unipixel_ros.backends.sam3.triton_client import Sam3TritonPredictor
+            sam3 = Sam3TritonPredictor(model_path, url=url, timeout_s=timeout_s,
+                                       max_candidates=20)
+        else:
+            sam3 = create_sam3_predictor(str(model_path), backend=engine,
+                                         threads=threads or None, max_candidates=20, **kwargs)
     except Exception as exc:   # Sam3ModelError, missing runtime, bad directory: say which
         raise LoadError(f'cannot load SAM 3 ({engine}) from {model_path}: {exc}') from exc
     return model_path, Sam3ReferringPredictor(sam3, settings)

@@ -122,10 +122,9 @@ class Sam3ReferringPredictor:
         t0 = time.perf_counter()
         image = self.sam3.encode_image(rgb)
         t1 = time.perf_counter()
-        proposals = {}
-        for phrase, text in query.texts.items():
-            c = self.sam3.decode(image, text)
-            proposals[phrase] = Proposals(c.masks, c.scores, float(c.presence))
+        candidates = self.sam3.decode_many(image, list(query.texts.values()))
+        proposals = {phrase: Proposals(c.masks, c.scores, float(c.presence))
+                     for phrase, c in zip(query.texts, candidates)}
         t2 = time.perf_counter()
         target = query.referring.target
         if depth_m is None or intrinsics is None:

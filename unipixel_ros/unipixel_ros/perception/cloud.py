@@ -53,6 +53,10 @@ def to_o3d(points: np.ndarray):
 
 # --------------------------------------------------------------------------- planes
 
+#: seed of open3d's RANSAC sampler, set before every plane fit (see :func:`fit_plane`)
+RANSAC_SEED = 0
+
+
 def orient_plane(plane: np.ndarray) -> np.ndarray:
     """Normalise ``(a, b, c, d)`` to a unit normal with the camera origin on the positive side
     (``d >= 0``), i.e. the normal points from the surface towards the camera."""
@@ -94,6 +98,11 @@ def fit_plane(points: np.ndarray, distance: float, iterations: int = 100,
               min_inliers: int = 30) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """RANSAC plane (open3d ``segment_plane``) refined by least squares on its inliers.
 
+    The same points give the same plane: open3d's sampler is seeded on every call (the same
+    frame must not be answered differently twice). That holds with one geometry thread (the
+    node's default, :func:`set_geometry_threads`); with more, open3d's parallel RANSAC draws
+    in thread order and may pick another of near-equal planes.
+
     Args:
         points: (N, 3) metres.
         distance: inlier distance threshold, metres.
@@ -105,6 +114,7 @@ def fit_plane(points: np.ndarray, distance: float, iterations: int = 100,
     points = np.asarray(points)
     if points.shape[0] < max(3, min_inliers):
         return None
+    _o3d().utility.random.seed(RANSAC_SEED)
     model, idx = to_o3d(points).segment_plane(distance_threshold=float(distance), ransac_n=3,
                                               num_iterations=int(iterations))
     if len(idx) < min_inliers:

@@ -121,7 +121,7 @@ class UnipixelNode(LifecycleNode):
                 from unipixel_ros.inference.loading import load_sam3_referring
                 model, self._predictor = load_sam3_referring(
                     self._param('model_path'), engine, parameters.decision_settings(self._param),
-                    threads=self._param('threads'), device=self._param('device'))
+                    threads=self._param('threads'), device=self._param('device'), **kwargs)
             else:
                 model, self._predictor = load_predictor(
                     engine, self._param('model_path') or None,

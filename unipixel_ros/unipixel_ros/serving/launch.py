@@ -26,7 +26,7 @@ from pathlib import Path
 
 #: Environment variable naming the server's Python interpreter (overrides the search).
 SERVER_PYTHON_ENV = 'UNIPIXEL_TRITON_PYTHON'
-BACKENDS = ('unipixel',)
+BACKENDS = ('unipixel', 'sam3')
 
 
 class ServeError(RuntimeError):
@@ -159,19 +159,26 @@ def kill_server(proc: subprocess.Popen) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def served_models(backend: str = 'unipixel') -> list[str]:
+    """The Triton model names a server of ``backend`` hosts."""
+    if backend == 'sam3':
+        from unipixel_ros.backends.sam3.graph_io import TRITON_MODELS as SAM3_MODELS
+        return list(SAM3_MODELS.values())
+    from unipixel_ros.engines.triton_engine import TRITON_MODELS
+    return list(TRITON_MODELS.values())
+
+
 def wait_until_ready(url: str, timeout_s: float = 120.0, proc: subprocess.Popen | None = None,
                      models=None) -> float:
     """Seconds until the server at gRPC ``url`` is live, ready and serves ``models`` (default:
-    the three unipixel models).
+    the three unipixel models; :func:`served_models` names a backend's).
 
     Raises:
         ServeError: not ready within ``timeout_s``, or ``proc`` exited first.
     """
     import tritonclient.grpc as grpcclient
 
-    from unipixel_ros.engines.triton_engine import TRITON_MODELS
-
-    models = list(models or TRITON_MODELS.values())
+    models = list(models or served_models('unipixel'))
     t0 = time.monotonic()
     client = grpcclient.InferenceServerClient(url.split('://', 1)[-1])
     try:
@@ -192,25 +199,48 @@ def wait_until_ready(url: str, timeout_s: float = 120.0, proc: subprocess.Popen 
         client.close()
 
 
+def resolve_export(model_path: str | Path, backend: str = 'unipixel') -> Path:
+    """The ONNX export directory the server loads for ``model_path``.
+
+    Args:
+        model_path: unipixel: a ``.safetensors`` checkpoint or an ONNX export directory; sam3: a
+            SAM 3 ONNX export directory, a Hugging Face id (``facebook/sam3``) or a local Hugging
+            Face directory (exported once per model sha256 into the cache; needs torch and
+            transformers that one time).
+    Raises:
+        ServeError: unknown backend.
+    """
+    if backend not in BACKENDS:
+        raise ServeError(f'unknown backend {backend!r}: serve {" or ".join(BACKENDS)}')
+    if backend == 'sam3':
+        from unipixel_ros.backends.sam3.graph_io import MANIFEST
+        if (Path(model_path) / MANIFEST).is_file():
+            return Path(model_path)
+        from unipixel_ros.backends.sam3.export import ensure_sam3_onnx
+        return ensure_sam3_onnx(model_path).out_dir
+    from unipixel_ros.engines.onnx_engine import resolve_model_dir
+    return resolve_model_dir(model_path)   # exports a checkpoint once (torch, cached)
+
+
 def serve(model_path: str | Path, backend: str = 'unipixel', port: int = 8001,
           address: str = '127.0.0.1', **kwargs) -> int:
     """Run the server in the foreground until SIGINT/SIGTERM (forwarded to it); its exit code.
 
     Args:
-        model_path: a ``.safetensors`` checkpoint (exported to ONNX once, cached) or an ONNX
-            export directory.
-        backend: 'unipixel' (the SAM 3 backend is not served yet: docs/FLEET.md).
+        model_path: see :func:`resolve_export`.
+        backend: 'unipixel' or 'sam3'.
         port: gRPC port (HTTP on port - 1, metrics on port + 1).
         address: '127.0.0.1' (this machine) or '0.0.0.0' (a fleet on the network).
         kwargs: threads, max_batch_size, max_queue_delay_us, stats_every_s.
     Raises:
         ServeError: unknown backend, no server environment, or an unusable model.
     """
-    if backend not in BACKENDS:
-        raise ServeError(f'backend {backend!r} is not served yet (serve: {", ".join(BACKENDS)}; '
-                         'SAM 3 is a follow-up, see docs/FLEET.md)')
-    from unipixel_ros.engines.onnx_engine import resolve_model_dir
-    model_dir = resolve_model_dir(model_path)   # exports a checkpoint once (torch, cached)
+    try:
+        model_dir = resolve_export(model_path, backend)
+    except ServeError:
+        raise
+    except Exception as exc:   # a missing or gated model, a failed export: say which
+        raise ServeError(f'cannot load the {backend} model {model_path}: {exc}') from exc
     proc = start_server(model_dir, port, address=address, **kwargs)
 
     def forward(signum, _frame):

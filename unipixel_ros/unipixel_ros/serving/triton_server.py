@@ -4,12 +4,18 @@
 
 Runs in the server's own environment (``nvidia-pytriton``, ``onnxruntime``, numpy < 2; no torch,
 no ROS): ``unipixel-ros serve`` (:mod:`unipixel_ros.serving.launch`) exports the checkpoint and
-starts this module there. Three Triton models, the encode-once split kept
-(see ``engines/triton_engine.py`` for the tensors):
+starts this module there. The encode-once split is kept. A unipixel export is served as three
+Triton models (see ``engines/triton_engine.py`` for the tensors):
 
 * ``unipixel_text``: token ids -> prompt tokens, once per command per robot;
 * ``unipixel_image``: image + prompt -> mask and logits, per frame;
 * ``unipixel_point``: a click -> a one-token prompt.
+
+A SAM 3 export (``sam3_export.json``) as two (``sam3_models``; the tensors are
+``backends/sam3/graph_io.TRITON_IO``):
+
+* ``sam3_text``: token ids -> text embedding, once per concept of a command;
+* ``sam3_frame``: uint8 frame + every concept's embedding -> the passing queries per concept.
 
 Each has Triton's dynamic batcher: requests from several robots that arrive within
 ``max_queue_delay_us`` are handed to one call. The exported graphs have a fixed batch of 1, so
@@ -23,7 +29,6 @@ batches per model (how much the batcher grouped). Ready when "ready:" is logged 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -113,6 +118,14 @@ def _tensors(manifest: dict):
     return specs
 
 
+def _describe(manifest: dict) -> str:
+    """What a manifest exports: the unipixel checkpoint, or the SAM 3 model and its sha256."""
+    if 'checkpoint' in manifest:
+        return f"checkpoint {manifest['checkpoint']}"
+    return (f"SAM 3 {manifest.get('source', '?')}, sha256 "
+            f"{str(manifest.get('model_sha256', '?'))[:12]}")
+
+
 def serve(model_dir: str | Path, grpc_port: int = 8001, http_port: int = 8000,
           metrics_port: int = 8002, address: str = '127.0.0.1', threads: int = 0,
           max_batch_size: int = 8, max_queue_delay_us: int = 2000, stats_every_s: float = 30.0,
@@ -120,7 +133,9 @@ def serve(model_dir: str | Path, grpc_port: int = 8001, http_port: int = 8000,
     """Serve an ONNX export with Triton until SIGINT/SIGTERM (or ``stop`` is set).
 
     Args:
-        model_dir: ONNX export directory (``model.json`` + graphs).
+        model_dir: ONNX export directory: unipixel (``model.json`` + graphs: the three
+            ``unipixel_*`` models) or SAM 3 (``sam3_export.json``: ``sam3_text`` and
+            ``sam3_frame``, see ``sam3_models``).
         grpc_port, http_port, metrics_port: Triton's ports on ``address``.
         address: interface to listen on ('127.0.0.1': this machine only; '0.0.0.0' for a fleet).
         threads: ONNX Runtime intra-op threads per graph (0 = one per physical core).
@@ -134,13 +149,22 @@ def serve(model_dir: str | Path, grpc_port: int = 8001, http_port: int = 8000,
     from pytriton.model_config import DynamicBatcher, ModelConfig
     from pytriton.triton import Triton, TritonConfig
 
-    from unipixel_ros.engines.triton_engine import TRITON_MODELS
+    from .sam3_models import is_sam3_export
 
     stop = stop or threading.Event()
     t0 = time.monotonic()
     stats = _Stats()
-    funcs, manifest = make_infer_functions(Path(model_dir), threads, stats)
-    LOG.info('loaded %s (checkpoint %s) in %.1f s', model_dir, manifest.get('checkpoint'),
+    if is_sam3_export(model_dir):
+        from unipixel_ros.backends.sam3.graph_io import TRITON_MODELS
+
+        from .sam3_models import make_sam3_infer_functions, sam3_tensors
+        funcs, manifest = make_sam3_infer_functions(Path(model_dir), threads, stats)
+        specs = sam3_tensors()
+    else:
+        from unipixel_ros.engines.triton_engine import TRITON_MODELS
+        funcs, manifest = make_infer_functions(Path(model_dir), threads, stats)
+        specs = _tensors(manifest)
+    LOG.info('loaded %s (%s) in %.1f s', model_dir, _describe(manifest),
              time.monotonic() - t0)
     config = TritonConfig(grpc_address=address, grpc_port=grpc_port, http_address=address,
                           http_port=http_port, metrics_address=address, metrics_port=metrics_port,
@@ -148,7 +172,6 @@ def serve(model_dir: str | Path, grpc_port: int = 8001, http_port: int = 8000,
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: (LOG.info('signal %d: stopping', signum),
                                                    stop.set()))
-    specs = _tensors(manifest)
     with Triton(config=config, workspace=workspace) as triton:
         for graph, model in TRITON_MODELS.items():
             inputs, outputs = specs[graph]
@@ -190,8 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                         format='[unipixel-serve] %(asctime)s %(message)s')
     for noisy in ('pytriton', 'tritonclient'):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    manifest = json.loads((Path(args.model_dir) / 'model.json').read_text())
-    LOG.info('serving %s (%s)', args.model_dir, manifest.get('checkpoint'))
+    LOG.info('serving %s', args.model_dir)
     serve(args.model_dir, args.grpc_port, args.http_port, args.metrics_port, args.address,
           args.threads, args.max_batch_size, args.max_queue_delay_us, args.stats_every_s,
           workspace=args.workspace)

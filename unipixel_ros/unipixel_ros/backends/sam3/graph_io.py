@@ -23,3 +23,30 @@ GRAPH_IO: dict[str, dict[str, list[str]]] = {
 
 GRAPH_FILES = {name: f'{name}.onnx' for name in GRAPH_IO}
 MANIFEST = 'sam3_export.json'
+
+#: Triton model names of a served SAM 3 (``unipixel-ros serve --backend sam3``). Two models keep
+#: the encode-once split over the network: the text model once per concept of a command, the frame
+#: model once per frame for all of the command's concepts (the vision features, 85 MB for
+#: ``facebook/sam3``, never leave the server).
+TRITON_MODELS = {'text': 'sam3_text', 'frame': 'sam3_frame'}
+
+#: Their tensors, ``(name, numpy dtype name, shape without the batch dimension)``; -1 = variable.
+#: The frame model takes the camera's uint8 frame (the server pre-processes it to the numbers of
+#: ``preprocessor_config.json``, as the in-process predictors do), K concepts' text embeddings
+#: and the client's score threshold and candidate cap (0 = none); it answers, per concept, only
+#: the N queries that pass (padded to the largest N with query index -1), so a frame costs
+#: kilobytes to a few megabytes on the wire instead of all Q mask logits.
+TRITON_IO: dict[str, dict[str, list[tuple[str, str, tuple[int, ...]]]]] = {
+    'text': {'inputs': [('input_ids', 'int64', (-1,)), ('attention_mask', 'int64', (-1,))],
+             'outputs': [('text_embeds', 'float32', (-1, -1))]},
+    'frame': {'inputs': [('image', 'uint8', (-1, -1, 3)),
+                         ('text_embeds', 'float32', (-1, -1, -1)),
+                         ('text_mask', 'int64', (-1, -1)),
+                         ('score_threshold', 'float32', (1,)),
+                         ('max_candidates', 'int64', (1,))],
+              'outputs': [('pred_masks', 'float32', (-1, -1, -1, -1)),     # (K, N, h, w)
+                          ('pred_logits', 'float32', (-1, -1)),            # (K, N)
+                          ('pred_boxes', 'float32', (-1, -1, 4)),          # (K, N, 4)
+                          ('presence_logits', 'float32', (-1,)),           # (K,)
+                          ('query_indices', 'int64', (-1, -1))]},          # (K, N), -1 = pad
+}

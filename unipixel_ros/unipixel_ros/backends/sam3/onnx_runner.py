@@ -15,7 +15,12 @@ from .predictor import Sam3Predictor, load_preprocess_and_tokenizer
 from .types import DecoderOutput, Sam3ModelError
 
 
-def _session(path: Path, providers, threads: int | None):
+def open_session(path: Path, providers, threads: int | None):
+    """An ONNX Runtime session of one SAM 3 graph (all optimisations; ``threads`` intra-op).
+
+    Raises:
+        Sam3ModelError: ONNX Runtime cannot load the file.
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -60,7 +65,7 @@ class Sam3OnnxPredictor(Sam3Predictor):
         super().__init__(*load_preprocess_and_tokenizer(d), **kwargs)
         self.onnx_dir = d
         providers = providers or ['CPUExecutionProvider']
-        self.sessions = {g: _session(d / f, providers, threads) for g, f in GRAPH_FILES.items()}
+        self.sessions = {g: open_session(d / f, providers, threads) for g, f in GRAPH_FILES.items()}
 
     def _run_vision(self, pixel_values: np.ndarray):
         return tuple(self.sessions['vision'].run(None, {'pixel_values': pixel_values}))

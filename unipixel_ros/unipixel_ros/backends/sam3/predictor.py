@@ -170,6 +170,15 @@ class Sam3Predictor:
         out.timings.update(decode_ms=(t1 - t0) * 1e3, postprocess_ms=(t2 - t1) * 1e3)
         return out
 
+    def decode_many(self, image: ImageEncoding, texts: Sequence[TextEncoding],
+                    **decode_kwargs) -> list[ConceptCandidates]:
+        """:meth:`decode` of each concept of a command on one frame, in ``texts`` order.
+
+        In process this is a loop; a remote predictor (``triton_client``) answers all concepts
+        in one request, so that the frame crosses the network once.
+        """
+        return [self.decode(image, text, **decode_kwargs) for text in texts]
+
     def segment(self, rgb: np.ndarray, phrases: Sequence[str],
                 **decode_kwargs) -> dict[str, ConceptCandidates]:
         """Convenience: one vision pass, then :meth:`decode` for each phrase (text cached)."""

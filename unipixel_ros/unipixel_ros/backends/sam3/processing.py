@@ -217,6 +217,30 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)  # overflow-free logistic
 
 
+def select_queries(logits: np.ndarray, presence_logit: float, score_threshold: float,
+                   max_candidates: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """The queries post-processing keeps, best first; one rule for every runtime and the server.
+
+    Args:
+        logits: ``(Q,)`` per-query classification logits.
+        presence_logit: the concept's presence logit.
+        score_threshold: keep ``score > score_threshold``, score = sigmoid(logit) *
+            sigmoid(presence_logit).
+        max_candidates: keep at most this many (None or 0: no cap).
+
+    Returns:
+        ``(keep (N,) int64 query indices by descending score (ties: lower index first),
+        scores (Q,) float32, presence probability)``.
+    """
+    presence = float(sigmoid(np.float32(presence_logit)))
+    scores = sigmoid(logits) * np.float32(presence)
+    keep = np.flatnonzero(scores > score_threshold)
+    keep = keep[np.argsort(-scores[keep], kind='stable')]
+    if max_candidates:
+        keep = keep[:max_candidates]
+    return keep.astype(np.int64), scores, presence
+
+
 def postprocess(raw: DecoderOutput, image_hw: tuple[int, int], phrase: str = '',
                 score_threshold: float = 0.3, mask_threshold: float = 0.5,
                 max_candidates: int | None = None):
@@ -236,12 +260,8 @@ def postprocess(raw: DecoderOutput, image_hw: tuple[int, int], phrase: str = '',
     from .types import ConceptCandidates
 
     H, W = int(image_hw[0]), int(image_hw[1])
-    presence = float(sigmoid(np.float32(raw.presence_logit)))
-    scores = sigmoid(raw.logits) * np.float32(presence)
-    keep = np.flatnonzero(scores > score_threshold)
-    keep = keep[np.argsort(-scores[keep], kind='stable')]
-    if max_candidates is not None:
-        keep = keep[:max_candidates]
+    keep, scores, presence = select_queries(raw.logits, raw.presence_logit, score_threshold,
+                                            max_candidates)
     boxes = raw.boxes[keep].astype(np.float32) * np.asarray([W, H, W, H], np.float32)
     if keep.size:
         masks = upsample_masks(sigmoid(raw.mask_logits[keep]), (H, W), mask_threshold)
