@@ -24,7 +24,7 @@ from action_msgs.msg import GoalStatus
 from geometry_msgs.msg import PointStamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import SetParametersAtomically
 from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -251,11 +251,14 @@ class NodeClient:
         return future.result()
 
     def set_params(self, **values) -> None:
-        client = self.node.create_client(SetParameters, f'{self.target}/set_parameters')
+        """Set parameters atomically: the node never runs on half of them (rclpy applies a
+        plain SetParameters request one parameter at a time)."""
+        client = self.node.create_client(SetParametersAtomically,
+                                         f'{self.target}/set_parameters_atomically')
         try:
-            res = self.call(client, SetParameters.Request(parameters=[
+            res = self.call(client, SetParametersAtomically.Request(parameters=[
                 Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]))
-            assert all(r.successful for r in res.results), [r.reason for r in res.results]
+            assert res.result.successful, res.result.reason
         finally:
             self.node.destroy_client(client)
 

@@ -54,6 +54,9 @@ class QueryServices:
         self._lock = threading.Lock()
         self._track_goal = None
         self._track_feedback: deque = deque(maxlen=1)
+        #: the session of the followed command; a goal takes feedback only from the session the
+        #: worker started after the goal asked (a frame in flight belongs to the one before)
+        self._track_session = None
         self._last_clicked: tuple | None = None
         self._busy = 0                      # service / action callbacks inside their wait
         self._idle = threading.Condition(self._lock)
@@ -99,9 +102,15 @@ class QueryServices:
             job.error = why
             job.done.set()
 
-    def feedback(self, result: ReferringResult, misses: int) -> None:
+    def session_started(self, session) -> None:
+        """The worker made ``session`` the followed command."""
         with self._lock:
-            if self._track_goal is not None:
+            self._track_session = session
+
+    def feedback(self, result: ReferringResult, misses: int, session) -> None:
+        """A result of ``session``: feedback for the goal, if the goal's own session made it."""
+        with self._lock:
+            if self._track_goal is not None and session is self._track_session:
                 self._track_feedback.append((result, misses))
 
     def stop_tracking(self) -> None:
@@ -225,10 +234,11 @@ class QueryServices:
 
     def _follow_goal(self, goal_handle, cmd):
         node = self.node
-        node.request_command(CommandAction.TRACK, cmd.expression)
-        with self._lock:
+        with self._lock:     # before the request: the worker's next session is this goal's
             self._track_goal = goal_handle
+            self._track_session = None
             self._track_feedback.clear()
+        node.request_command(CommandAction.TRACK, cmd.expression)
         start, frames, last = time.monotonic(), 0, ReferringResult()
         limit = goal_handle.request.max_duration_s
         message, success, superseded = 'time limit reached', True, False

@@ -101,6 +101,7 @@ class FrameWorker:
         self.engine_back()
         node._session = CommandSession(action, query, node._tracker,
                                        node._param('pick_stable_frames'))
+        node._queries.session_started(node._session)
         if action != CommandAction.TRACK:
             node._queries.stop_tracking()   # a new command supersedes tracking
         node._commands_started += 1
@@ -133,7 +134,7 @@ class FrameWorker:
         result = answer_to_result(step.answer, header, session.query.text, step.sentence,
                                   node._param('publish_voxel_cloud'))
         if self._to_target_frame(result):
-            self._publish(result, step, rgb, header, frame)
+            self._publish(result, step, rgb, header, frame, session)
 
     def _run_job(self, job: Job, rgb, depth_m, intr, header) -> None:
         node = self.node
@@ -188,7 +189,8 @@ class FrameWorker:
             node._report(str(exc), error=True)
             return False
 
-    def _publish(self, result: ReferringResult, step, rgb, header, frame: Frame) -> None:
+    def _publish(self, result: ReferringResult, step, rgb, header, frame: Frame,
+                 session) -> None:
         node = self.node
         pubs = node._pubs
         if not pubs:
@@ -206,6 +208,7 @@ class FrameWorker:
         if not node._publish_safely(publish_all):
             return
         track = step.answer.track
-        node._queries.feedback(result, 0 if track is None else track.consecutive_misses)
+        node._queries.feedback(result, 0 if track is None else track.consecutive_misses,
+                               session)
         node._stats.frame_out(frame.received, frame.taken)
 
