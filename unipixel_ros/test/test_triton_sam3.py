@@ -162,6 +162,24 @@ def test_referring_answers_match_in_process(local_and_remote):
     print({k: outcomes.count(k) for k in set(outcomes)})
 
 
+def test_the_node_loader_builds_the_remote_predictor(tiny_sam3_export, sam3_server):
+    """What unipixel_node does for backend:=sam3 engine:=triton (parameters triton_url and
+    triton_timeout_s), then one grounding through the server."""
+    from unipixel_ros.inference.loading import load_sam3_referring
+    from unipixel_ros.perception import CameraIntrinsics
+
+    _, predictor = load_sam3_referring(tiny_sam3_export.out_dir, 'triton', url=sam3_server.url,
+                                       timeout_s=30.0, spin=False)
+    assert predictor.sam3.backend == 'triton' and predictor.sam3.max_candidates == 20
+    h, w = 120, 160
+    pred = predictor.predict(smooth_frame(h, w, seed=3), predictor.encode_text('the red cup'),
+                             depth_m=np.full((h, w), 0.7, np.float32),
+                             intrinsics=CameraIntrinsics(fx=150.0, fy=150.0, cx=w / 2,
+                                                         cy=h / 2, width=w, height=h))
+    assert pred.mask.shape == (h, w) and set(pred.timings) >= {'decode_ms', 'resolve_ms'}
+    predictor.engine.close()
+
+
 def test_the_cli_check_sees_the_sam3_models(sam3_server):
     ok = subprocess.run([sys.executable, '-m', 'unipixel_ros.cli', 'serve', '--check',
                          '--backend', 'sam3', '--port', sam3_server.url.rsplit(':', 1)[1]],

@@ -51,7 +51,8 @@ PARAMETERS = (
      'triton_url runs the model).', True, ''),
     ('model_path', '', 'Checkpoint (.safetensors) or ONNX export dir; empty = shipped model. '
      'backend sam3: a Hugging Face id (facebook/sam3) or a local Hugging Face directory. '
-     'For engine triton: what the server hosts (only its manifest and tokenizer are read).',
+     'For engine triton: what the server hosts (only its manifest and tokenizer are read; '
+     'backend sam3: a directory with its tokenizer.json and preprocessor_config.json).',
      True, ''),
     ('triton_url', '127.0.0.1:8001', 'gRPC host:port of the Triton server (engine triton).',
      True, ''),
