@@ -119,7 +119,10 @@ def test_only_the_ros_layer_imports_rclpy_and_nothing_imports_the_simulator():
 @pytest.mark.parametrize('module', ['unipixel_ros.engines.onnx_engine',
                                     'unipixel_ros.engines.tensorrt_engine',
                                     'unipixel_ros.engines.triton_engine',
+                                    'unipixel_ros.engines.triton_connection',
                                     'unipixel_ros.serving.triton_server',
+                                    'unipixel_ros.serving.sam3_models',
+                                    'unipixel_ros.backends.sam3.triton_client',
                                     'unipixel_ros.model.graph_io'])
 def test_engines_that_run_exported_graphs_import_no_torch(module):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch was imported'"
