@@ -22,6 +22,15 @@ def _write_json(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + '\n')
 
 
+def _write_json_and_png(path: str | Path, payload: dict, plot, plotted=None) -> None:
+    """Write ``payload`` as JSON at ``path`` and ``plot(plotted or payload, png)`` beside it
+    (same name, .png); say both on stderr."""
+    out = Path(path)
+    _write_json(out, payload)
+    plot(payload if plotted is None else plotted, out.with_suffix('.png'))
+    print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+
+
 def cmd_bench_geometry(args: argparse.Namespace) -> int:
     from unipixel_ros.benchmarks.geometry import bench_geometry
     from unipixel_ros.benchmarks.plots import plot_stage_times
@@ -161,10 +170,7 @@ def cmd_eval_resolver(args: argparse.Namespace) -> int:
                   backend=args.backend if args.candidates == 'model' else None)
     print(json.dumps({k: v for k, v in result.items() if k != 'by_type'}, indent=2))
     if args.json:
-        out = Path(args.json)
-        _write_json(out, result)
-        plot_resolver_eval(result, out.with_suffix('.png'))
-        print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+        _write_json_and_png(args.json, result, plot_resolver_eval)
     return 0
 
 
@@ -190,10 +196,7 @@ def cmd_eval_describe(args: argparse.Namespace) -> int:
                       for b in result['calibration']['bins'] if b['count'])
     print(f"confidence bin -> accuracy: {table}; ECE {result['calibration']['ece']}")
     if args.json:
-        out = Path(args.json)
-        _write_json(out, result)
-        plot_calibration(result, out.with_suffix('.png'))
-        print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+        _write_json_and_png(args.json, result, plot_calibration)
     return 0
 
 
@@ -246,10 +249,7 @@ def cmd_eval_dataset(args: argparse.Namespace) -> int:
         result.update(record)
         print(comparison_table(result))
         if args.json:
-            out = Path(args.json)
-            _write_json(out, result)
-            plot_comparison(result, out.with_suffix('.png'))
-            print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+            _write_json_and_png(args.json, result, plot_comparison)
         return 0
     _label, data, split = sources[0]
     result = evaluate(predictor, data, limit_scenes=args.limit_scenes,
@@ -263,10 +263,7 @@ def cmd_eval_dataset(args: argparse.Namespace) -> int:
     print(json.dumps({k: v for k, v in result.items() if k not in ('by_type', 'by_held_out')},
                      indent=2))
     if args.json:
-        out = Path(args.json)
-        _write_json(out, result)
-        plot_eval(result, out.with_suffix('.png'))
-        print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+        _write_json_and_png(args.json, result, plot_eval)
     return 0
 
 
@@ -320,9 +317,7 @@ def cmd_finetune_selection(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps({k: v for k, v in summary.items() if k != 'history'}, indent=2))
     if args.json:
-        _write_json(Path(args.json), summary)
-        plot_history(summary['history'], Path(args.json).with_suffix('.png'))
-        print(f'wrote {args.json} and {Path(args.json).with_suffix(".png")}', file=sys.stderr)
+        _write_json_and_png(args.json, summary, plot_history, summary['history'])
     return 0
 
 
@@ -514,10 +509,7 @@ def cmd_bench_fleet(args: argparse.Namespace) -> int:
     result['machine'] = machine
     result['machine_after'] = machine_context()
     print(json.dumps(result, indent=2, sort_keys=True))
-    out = Path(args.json)
-    _write_json(out, result)
-    plot_fleet(result, out.with_suffix('.png'))
-    print(f'wrote {out} and {out.with_suffix(".png")}', file=sys.stderr)
+    _write_json_and_png(args.json, result, plot_fleet)
     return 0
 
 
