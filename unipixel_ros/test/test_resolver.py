@@ -119,3 +119,46 @@ def test_left_right_and_closest_follow_the_target_frame(scene):
     same = Viewpoint(np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]),
                      np.zeros(3))
     assert _answer_from(scene, 'the red cup on the left', same)[0] == 0
+
+
+def _two_tone_image(top, bottom, size=40):
+    """(rgb, mask): a square object whose upper half is ``top``, lower half ``bottom`` (sRGB),
+    each with +-6 levels of shading noise, on a grey table."""
+    rng = np.random.default_rng(0)
+    rgb = np.full((size + 20, size + 20, 3), 128, np.uint8)
+    body = np.empty((size, size, 3), np.float64)
+    body[: size // 2], body[size // 2:] = top, bottom
+    body += rng.uniform(-6, 6, body.shape)
+    rgb[10:10 + size, 10:10 + size] = np.clip(body, 0, 255).astype(np.uint8)
+    mask = np.zeros(rgb.shape[:2], bool)
+    mask[10:10 + size, 10:10 + size] = True
+    return rgb, mask
+
+
+def _measured(rgb, mask, settings=ResolverSettings()):
+    from unipixel_ros.inference.resolver import Measured, measure_color, measure_tones
+    color, light, shares = measure_color(rgb, mask, settings)
+    return Measured(0, mask, 1.0, int(mask.sum()), np.zeros(3), np.ones(3), 1.0, 1.0, 1.0,
+                    color, light, shares, tones=measure_tones(rgb, mask, settings))
+
+
+def test_a_two_tone_object_is_called_by_either_colour_and_not_by_their_mix():
+    from unipixel_ros.inference.resolver import color_matches
+    rgb, mask = _two_tone_image(RED, GREEN)
+    m = _measured(rgb, mask)
+    assert sorted(name for name, _, _ in m.tones) == ['green', 'red']
+    assert color_matches('red', m) and color_matches('green', m)
+    assert not any(color_matches(w, m) for w in ('blue', 'purple', 'yellow'))
+    off = ResolverSettings(two_tone_min_delta_e=float('inf'))
+    assert _measured(rgb, mask, off).tones == ()
+
+
+def test_shading_and_small_labels_do_not_make_two_tones():
+    # one colour, lit and shaded halves: the L weight keeps them together
+    rgb, mask = _two_tone_image((200, 30, 30), (150, 22, 22))
+    assert _measured(rgb, mask).tones == ()
+    # a thin stripe (below two_tone_min_share) of another colour
+    rgb, mask = _two_tone_image(RED, RED)
+    rgb[10:16, 10:50] = BLUE
+    m = _measured(rgb, mask)
+    assert m.tones == () and m.color == 'red'
