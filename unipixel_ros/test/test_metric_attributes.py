@@ -148,3 +148,33 @@ def test_predictor_refines_found_objects_only_and_checks_the_vocabulary():
     head.sizes = ['tiny', 'huge', 'giant']
     with pytest.raises(ValueError, match='another vocabulary'):
         ReferringPredictor(_Engine(), metric_attributes=head)
+
+
+def test_describe_names_the_colour_of_the_pixels_unless_told_to_trust_the_head():
+    from unipixel_ros.inference.settings import DecisionSettings
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[...] = (40, 70, 190)                          # a blue object; the head says red
+    pixels = DecisionSettings(describe_color='measured')
+    measured = ReferringPredictor(_Engine(), pixels).refine_attributes(_prediction(True), None,
+                                                                       rgb)
+    assert measured.attributes['color'][0] == 'blue' and 0.5 < measured.attributes['color'][1] <= 1
+    assert measured.attributes_source == 'network+pixels'
+    head_only = ReferringPredictor(_Engine())                 # the default: the colour head
+    assert head_only.refine_attributes(_prediction(True), None, rgb).attributes['color'] == \
+        ('red', 0.99)
+    assert ReferringPredictor(_Engine(), pixels).refine_attributes(
+        _prediction(False), None, rgb).attributes['color'] == ('red', 0.99)   # nothing found
+    rgb[...] = (12, 12, 12)
+    black = ReferringPredictor(_Engine(), pixels).refine_attributes(_prediction(True), None, rgb)
+    assert black.attributes['color'][0] == 'black' and black.attributes['color'][1] > 0
+    with pytest.raises(ValueError, match='describe_color'):
+        DecisionSettings(describe_color='guess')
+
+
+def test_the_node_parameter_accepts_the_two_colour_sources_only():
+    from unipixel_ros.ros.parameters import PARAMETERS, check_parameter, decision_settings
+    defaults = {name: default for name, default, *_ in PARAMETERS}
+    assert defaults['describe_color'] == 'network'
+    assert decision_settings(defaults.get).describe_color == 'network'
+    assert check_parameter('describe_color', 'measured', defaults.get) is None
+    assert 'measured, network' in check_parameter('describe_color', 'head', defaults.get)

@@ -113,6 +113,11 @@ def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
                              "'auto' = the head fitted for the checkpoint "
                              "(<checkpoint>_metric_attributes.safetensors) if present, 'none', "
                              'or a file from `unipixel-ros fit-attributes` (default %(default)s)')
+    parser.add_argument('--describe-color', default=d.describe_color,
+                        choices=('measured', 'network'),
+                        help="a described object's colour word: 'measured' (its pixels, named "
+                             "with the colour survey) or 'network' (the colour head) "
+                             '(default %(default)s)')
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -124,7 +129,8 @@ def settings_from_args(args: argparse.Namespace):
         return DecisionSettings()
     return DecisionSettings(exists_threshold=args.threshold, mask_threshold=args.mask_threshold,
                             verify_attributes=args.verify, verify_min_prob=args.verify_min_prob,
-                            metric_attributes=args.metric_attributes)
+                            metric_attributes=args.metric_attributes,
+                            describe_color=args.describe_color)
 
 
 def decision_record(predictor) -> dict:

@@ -90,7 +90,7 @@ def answer_frame(predictor: ReferringPredictor, query: Query, rgb: np.ndarray,
             (a followed command); when None the answer stands alone.
         stamp_s: the frame's time stamp, s (the tracker's clock).
         refine: one-off answers only: re-decide category and size from the measured box
-            (``predictor.refine_attributes``; no-op without a metric attribute head).
+            and the colour from the mask's pixels (``predictor.refine_attributes``).
     """
     if getattr(predictor, 'needs_geometry', False):    # the sam3 backend's resolver
         pred = predictor.predict(rgb, query, depth_m=depth_m, intrinsics=intrinsics)
@@ -104,7 +104,7 @@ def answer_frame(predictor: ReferringPredictor, query: Query, rgb: np.ndarray,
     mask, state = pred.mask, None
     if tracker is None:
         if refine:
-            predictor.refine_attributes(pred, geometry)
+            predictor.refine_attributes(pred, geometry, rgb)
     else:
         grasp = None if geometry is None else geometry.best_grasp
         state = tracker.update(

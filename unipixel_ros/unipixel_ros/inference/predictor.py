@@ -20,6 +20,7 @@ from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES
 from unipixel_ros.language.mentions import target_mentions
 from unipixel_ros.perception.mask_ops import mask_bbox
 
+from .resolver import color_word
 from .settings import DEFAULT_SETTINGS, DecisionSettings
 
 #: encoded texts kept per predictor (a robot hears few distinct commands)
@@ -62,8 +63,9 @@ class Prediction:
         rejected: why a selection was turned into "not found" by the attribute check
             (e.g. "category: asked for block, p = 0.03, sees can"), '' otherwise.
         attribute_probs: {'category'|'color'|'size': (K,) float64 probabilities of the heads}.
-        attributes_source: 'network' (the heads alone) or 'network+geometry' (category and
-            size re-decided with the measured 3D box, see :meth:`ReferringPredictor.refine_attributes`).
+        attributes_source: 'network' (the heads alone), plus '+geometry' (category and size
+            re-decided with the measured 3D box) and '+pixels' (colour named from the mask's
+            pixels), see :meth:`ReferringPredictor.refine_attributes`.
         question: a backend that resolves referring expressions (``sam3``) sets this when
             several objects fit ("Which one, the left or the right red cup?"); '' otherwise.
     """
@@ -217,23 +219,33 @@ class ReferringPredictor:
         return Prediction(prob, mask, score, found, box, attributes, timings, rejected,
                           attribute_probs)
 
-    def refine_attributes(self, pred: Prediction, geometry) -> Prediction:
-        """Re-decide category and size of a found object from its measured 3D box.
+    def refine_attributes(self, pred: Prediction, geometry,
+                          rgb: np.ndarray | None = None) -> Prediction:
+        """Re-decide the attributes of a found object from measurements: category and size
+        from its 3D box (the metric head), colour from its pixels
+        (``settings.describe_color == 'measured'``).
 
         Args:
             pred: this predictor's answer for the frame.
-            geometry: ``estimate_object_geometry`` of ``pred.mask`` on the same frame.
+            geometry: ``estimate_object_geometry`` of ``pred.mask`` on the same frame, or None.
+            rgb: (H, W, 3) uint8, the frame (None: the colour head's word stands).
         Returns:
-            ``pred`` itself, with ``attributes['category'|'size']`` replaced and
-            ``attributes_source = 'network+geometry'`` when a metric head is loaded, the
-            object was found and its geometry measured; unchanged otherwise. ``found`` is not
-            revisited: the words check (``verify_attributes``) ran on the heads in :meth:`predict`.
+            ``pred`` itself, with the re-decided attributes replaced and ``attributes_source``
+            naming the measurements used ('network', 'network+geometry',
+            'network+pixels', 'network+geometry+pixels'). ``found`` is not revisited: the
+            words check (``verify_attributes``) ran on the heads in :meth:`predict`.
         """
-        head = self.metric_attributes
-        if head is None or geometry is None or not pred.found or not pred.attribute_probs:
+        if not pred.found:
             return pred
-        category, size = head.predict(geometry, pred.attribute_probs['category'],
-                                      pred.attribute_probs['size'])
-        pred.attributes = dict(pred.attributes, category=category, size=size)
-        pred.attributes_source = 'network+geometry'
+        sources = ['network']
+        head = self.metric_attributes
+        if head is not None and geometry is not None and pred.attribute_probs:
+            category, size = head.predict(geometry, pred.attribute_probs['category'],
+                                          pred.attribute_probs['size'])
+            pred.attributes = dict(pred.attributes, category=category, size=size)
+            sources.append('geometry')
+        if rgb is not None and self.settings.describe_color == 'measured' and pred.mask.any():
+            pred.attributes = dict(pred.attributes, color=color_word(rgb, pred.mask))
+            sources.append('pixels')
+        pred.attributes_source = '+'.join(sources)
         return pred

@@ -354,6 +354,24 @@ def measure_tones(rgb: np.ndarray, mask: np.ndarray,
     return tuple(name_pixels(px[labels == k], settings) for k in np.argsort(-counts))
 
 
+def color_word(rgb: np.ndarray, mask: np.ndarray,
+               settings: ResolverSettings = DEFAULT_RESOLVER_SETTINGS) -> tuple[str, float]:
+    """(basic colour term, probability) of the masked object, for a description.
+
+    The term is :func:`measure_color`'s; the probability is the term's share of the survey
+    votes (of the normalised colour for chromatic terms, of the measured colour for white,
+    grey and black).
+
+    Args:
+        rgb: (H, W, 3) uint8; mask: (H, W) bool, not empty.
+    """
+    px = _color_pixels(rgb, mask, settings)
+    name, _, shares = name_pixels(px, settings)
+    if not shares.any():
+        shares = basic_term_shares(np.median(srgb_to_lab(px), axis=0))
+    return name, float(shares[BASIC_TERMS.index(name)] / max(float(shares.sum()), 1e-9))
+
+
 def basic_term(word: str) -> str | None:
     """The basic colour term a colour word names ('navy' -> 'blue', 'gray' -> 'grey')."""
     word = 'grey' if word == 'gray' else word

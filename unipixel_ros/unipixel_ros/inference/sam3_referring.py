@@ -157,6 +157,7 @@ class Sam3ReferringPredictor:
             question='' if res is None else res.question, reason=reason,
             noun=target.noun or 'object')
 
-    def refine_attributes(self, pred: Prediction, geometry) -> Prediction:
+    def refine_attributes(self, pred: Prediction, geometry,
+                          rgb: np.ndarray | None = None) -> Prediction:
         """No metric head for this backend: ``pred`` unchanged."""
         return pred

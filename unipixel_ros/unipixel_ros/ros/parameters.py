@@ -5,8 +5,9 @@ from __future__ import annotations
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 
 from unipixel_ros.inference.loading import ENGINES
-from unipixel_ros.inference.settings import (DEFAULT_SETTINGS, VERIFIABLE_ATTRIBUTES,
-                                             DecisionSettings, parse_attribute_list)
+from unipixel_ros.inference.settings import (DEFAULT_SETTINGS, DESCRIBE_COLOR_SOURCES,
+                                             VERIFIABLE_ATTRIBUTES, DecisionSettings,
+                                             parse_attribute_list)
 from unipixel_ros.perception import GeometryConfig, GripperConfig
 
 from .camera_intake import CAMERA_EXECUTORS
@@ -66,6 +67,9 @@ PARAMETERS = (
      "Category and size of described objects re-decided with the measured 3D box: 'auto' "
      '(the head fitted for the model, <checkpoint>_metric_attributes.safetensors, if '
      "present), 'none', or a file from `unipixel-ros fit-attributes`.", True, ''),
+    ('describe_color', D.describe_color,
+     "Colour word of described objects: 'measured' (the mask's pixels named with the colour "
+     "survey) or 'network' (the colour head).", False, ''),
     ('exists_threshold', D.exists_threshold, 'Target-exists probability to report found.', False,
      '[0, 1]'),
     ('uncertain_threshold', D.uncertain_threshold,
@@ -158,6 +162,8 @@ def check_parameter(name: str, value, get) -> str | None:
         return f'must be one of {", ".join(ENGINES)}'
     if name == 'max_depth_m' and value <= get('min_depth_m'):
         return 'must be > min_depth_m'
+    if name == 'describe_color' and value not in DESCRIBE_COLOR_SOURCES:
+        return f'must be one of {", ".join(DESCRIBE_COLOR_SOURCES)}'
     if name == 'image_transport' and value not in ('raw', 'compressed'):
         return 'must be raw or compressed'
     if name == 'camera_to_target' and len(value) != 7:
@@ -180,7 +186,8 @@ def decision_settings(get) -> DecisionSettings:
         exists_threshold=get('exists_threshold'), mask_threshold=get('mask_threshold'),
         uncertain_threshold=get('uncertain_threshold'),
         verify_attributes=parse_attribute_list(get('verify_attributes')),
-        verify_min_prob=get('verify_min_prob'), metric_attributes=get('metric_attributes'))
+        verify_min_prob=get('verify_min_prob'), metric_attributes=get('metric_attributes'),
+        describe_color=get('describe_color'))
 
 
 def geometry_config(get) -> GeometryConfig:
