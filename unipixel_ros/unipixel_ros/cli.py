@@ -154,26 +154,35 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 def cmd_eval_resolver(args: argparse.Namespace) -> int:
     """``unipixel-ros eval-dataset --candidates oracle|model``: the referring resolver on a
-    dataset, over ground-truth instance masks (oracle) or SAM 3's candidates (``--backend
-    sam3 --model-path DIR``)."""
+    dataset, over ground-truth instance masks (oracle), SAM 3's candidates (``--backend sam3
+    --model-path DIR``) or the default model's instance candidates (``--backend unipixel``,
+    ``--checkpoint``)."""
     from unipixel_ros.training.resolver_evaluation import evaluate_resolver, plot_resolver_eval
 
-    predictor = None
-    if args.candidates == 'model':
-        if args.backend != 'sam3':
-            print('unipixel-ros eval-dataset: --candidates model needs --backend sam3 (the '
-                  'default model gives one mask per query, not instance candidates)',
-                  file=sys.stderr)
-            return 2
+    predictor = proposer = None
+    source = 'oracle'
+    if args.candidates == 'model' and args.backend == 'sam3':
         from unipixel_ros.backends.sam3 import create_sam3_predictor
         predictor = create_sam3_predictor(args.model_path, backend=args.sam3_engine,
                                           max_candidates=20)
-    result = evaluate_resolver(args.data, args.split,
-                               'oracle' if args.candidates == 'oracle' else 'sam3',
+        source = 'sam3'
+    elif args.candidates == 'model':
+        from unipixel_ros.model.checkpoint import CheckpointError
+        from unipixel_ros.training.instance_candidates import UnipixelInstanceProposer
+        checkpoint = args.checkpoint or str(DEFAULT_CHECKPOINT)
+        try:
+            proposer = UnipixelInstanceProposer(checkpoint)
+        except (CheckpointError, FileNotFoundError) as exc:
+            print(f'unipixel-ros eval-dataset: {exc}', file=sys.stderr)
+            return 1
+        source = 'unipixel'
+    result = evaluate_resolver(args.data, args.split, source,
                                limit_scenes=args.limit_scenes, progress=not args.no_progress,
-                               sam3_predictor=predictor)
+                               sam3_predictor=predictor, proposer=proposer)
     result.update(data=str(args.data), split=args.split or 'all',
                   backend=args.backend if args.candidates == 'model' else None)
+    if proposer is not None:
+        result.update(checkpoint=Path(checkpoint).name, min_heat=proposer.min_heat)
     print(json.dumps({k: v for k, v in result.items() if k != 'by_type'}, indent=2))
     if args.json:
         _write_json_and_png(args.json, result, plot_resolver_eval)
@@ -571,7 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('--no-progress', action='store_true')
     ev.add_argument('--candidates', choices=('oracle', 'model'), default=None,
                     help='evaluate the referring resolver instead: over ground-truth instance '
-                         'masks (oracle) or the --backend model\'s instance candidates')
+                         'masks (oracle) or the --backend model\'s instance candidates (sam3: '
+                         "SAM 3's; unipixel: the --checkpoint's object-centric decoder's, named "
+                         'by its category head)')
     ev.add_argument('--backend', choices=('unipixel', 'sam3'), default='unipixel',
                     help='sam3: the resolver over SAM 3 candidates (needs --model-path)')
     ev.add_argument('--model-path', help='SAM 3: Hugging Face id or local directory')

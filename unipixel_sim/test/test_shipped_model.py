@@ -169,3 +169,33 @@ def test_eval_describe_clicks_objects_and_reports_calibration(generated_dataset,
     assert sum(b['count'] for b in bins) == result['objects']
     assert all(0 <= b['confidence'] <= 100 for b in bins if b['count'])
     assert out.with_suffix('.png').stat().st_size > 10_000
+
+
+def test_the_resolver_over_ground_truth_and_over_the_models_own_instances(generated_dataset,
+                                                                           tmp_path):
+    """`eval-dataset --candidates oracle|model` on the default fixture: the referring resolver
+    alone (perfect proposals) and over the shipped model's instance candidates named by its
+    category head. Measured 2026-12-08 on these 50 scenes: oracle positives P@0.5 94.7,
+    no-target 96.0, ambiguity 100; model candidates 76.0, 92.0, 89.1."""
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.skip(f'no shipped checkpoint at {DEFAULT_CHECKPOINT}')
+    root, _ = generated_dataset
+    runs = {}
+    for source in ('oracle', 'model'):
+        out = tmp_path / f'{source}.json'
+        assert unipixel_ros_cli(['eval-dataset', '--candidates', source, '--data', str(root),
+                                 '--json', str(out), '--no-progress']) == 0
+        assert out.with_suffix('.png').is_file()
+        runs[source] = json.loads(out.read_text())
+    oracle, model = runs['oracle'], runs['model']
+    assert oracle['queries'] == model['queries'] == GUARD['fixtures']['default']['queries']
+    assert model['candidates'] == 'unipixel' and model['checkpoint'] == DEFAULT_CHECKPOINT.name
+    assert oracle['positive']['prec_50'] >= 85 and oracle['no_target']['no_target_acc'] >= 88
+    assert oracle['ambiguous']['rate'] >= 90
+    assert model['positive']['prec_50'] >= 60 and model['no_target']['no_target_acc'] >= 80
+    # perfect proposals can only help the resolver
+    assert oracle['positive']['prec_50'] > model['positive']['prec_50']
+    broken = tmp_path / 'broken.safetensors'
+    broken.write_bytes(b'not a checkpoint')
+    assert unipixel_ros_cli(['eval-dataset', '--candidates', 'model', '--checkpoint',
+                             str(broken), '--data', str(root), '--no-progress']) == 1

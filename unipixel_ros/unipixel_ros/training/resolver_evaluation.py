@@ -9,6 +9,9 @@ Measures :func:`unipixel_ros.inference.resolver.resolve_referring` on the scenes
 - ``candidates='sam3'``: the proposals come from a SAM 3 predictor
   (``backends.sam3.create_sam3_predictor``), one vision pass per scene and one decoder pass
   per concept.
+- ``candidates='unipixel'``: the default model's own instance candidates, named by its
+  category head (:class:`~.instance_candidates.UnipixelInstanceProposer`), one image pass per
+  scene.
 
 Reported per expression type: P@0.5 of positives (IoU of the answered mask with the target
 mask >= 0.5; 'ambiguous' and 'not_there' answers count as misses), the status counts, and for
@@ -32,7 +35,7 @@ from unipixel_ros.inference.resolver import (DEFAULT_RESOLVER_SETTINGS, Proposal
                                              ResolverSettings, resolve_referring)
 from unipixel_ros.language.concepts import parse_referring
 
-CANDIDATE_SOURCES = ('oracle', 'sam3')
+CANDIDATE_SOURCES = ('oracle', 'sam3', 'unipixel')
 #: objects with fewer visible pixels do not count as a second referent of an ambiguous phrase
 AMBIGUOUS_MIN_PIXELS = 400
 _SIZE_WORD = {'small': 'small', 'medium': 'medium-sized', 'large': 'large'}
@@ -119,12 +122,13 @@ def evaluate_resolver(data: str | Path, split: str | None = None,
                       candidates: str = 'oracle',
                       settings: ResolverSettings = DEFAULT_RESOLVER_SETTINGS,
                       limit_scenes: int = 0, progress: bool = True, sam3_predictor=None,
-                      failures: list | None = None) -> dict:
+                      failures: list | None = None, proposer=None) -> dict:
     """Resolve every expression of every scene under ``data`` (see the module docstring).
 
     Args:
         data: dataset folder; split: 'train' | 'val' | 'test' | 'shifted' | None (all).
-        candidates: 'oracle' or 'sam3' (then ``sam3_predictor`` is required).
+        candidates: 'oracle', 'sam3' (then ``sam3_predictor`` is required) or 'unipixel'
+            (then ``proposer``, a :class:`~.instance_candidates.UnipixelInstanceProposer`).
         settings: the resolver's thresholds.
         limit_scenes: only the first N scenes (0 = all).
         failures: when a list, every wrong answer is appended as a dict (for tuning on val).
@@ -137,6 +141,8 @@ def evaluate_resolver(data: str | Path, split: str | None = None,
         raise ValueError(f'candidates must be one of {CANDIDATE_SOURCES}, got {candidates!r}')
     if candidates == 'sam3' and sam3_predictor is None:
         raise ValueError("candidates='sam3' needs a SAM 3 predictor")
+    if candidates == 'unipixel' and proposer is None:
+        raise ValueError("candidates='unipixel' needs an instance proposer")
     dirs = scene_dirs(data, split)
     if split == 'shifted' or (not dirs and split is None):
         dirs = sorted(p for p in (Path(data) / 'shifted').iterdir()
@@ -154,6 +160,8 @@ def evaluate_resolver(data: str | Path, split: str | None = None,
         concepts = referring.concepts()
         if candidates == 'oracle':
             props = oracle_proposals(rec.instances, rec.objects, concepts)
+        elif candidates == 'unipixel':
+            props = {c.phrase: proposer.propose(image, c) for c in concepts}
         else:
             props = {}
             for c in concepts:
@@ -165,7 +173,8 @@ def evaluate_resolver(data: str | Path, split: str | None = None,
     for d in tqdm(dirs, desc='resolve', disable=not progress):
         rec = load_scene(d)
         measured: dict = {}
-        image = sam3_predictor.encode_image(rec.rgb) if candidates == 'sam3' else None
+        image = (sam3_predictor.encode_image(rec.rgb) if candidates == 'sam3' else
+                 proposer.encode_image(rec.rgb) if candidates == 'unipixel' else None)
         asked = set()
         for expr in rec.expressions:
             res = answer(rec, expr['text'], measured, image)
