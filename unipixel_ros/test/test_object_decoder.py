@@ -168,6 +168,25 @@ def test_object_losses_train_on_a_fixed_batch():
                           'exists', 'mask_bce', 'mask_dice'}
 
 
+def test_loss_weights_override_the_defaults_and_weigh_the_total():
+    from unipixel_ros.training.object_training import LOSS_WEIGHTS, loss_weights
+    assert loss_weights() == LOSS_WEIGHTS
+    heavy = loss_weights({'attributes': 2})
+    assert heavy['attributes'] == 2.0 and heavy['heat'] == LOSS_WEIGHTS['heat']
+    with pytest.raises(ValueError, match='unknown loss parts'):
+        loss_weights({'atributes': 2})
+    cache = synthetic_cache()
+    torch.manual_seed(0)
+    model = UniPixelNet(small_config())
+    batch = ObjectBatchSampler(cache, model, queries_per_scene=2, point_prompt_prob=0.0,
+                               generator=torch.Generator().manual_seed(2)).sample(2)
+    prompts = build_prompts(model, batch)
+    base, parts = object_step_loss(model, batch, prompts)
+    more, _ = object_step_loss(model, batch, prompts, weights=heavy)
+    expected = (2.0 - LOSS_WEIGHTS['attributes']) * parts['attributes']
+    assert float(more - base) == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
 def test_heat_focal_loss_is_lower_for_the_right_peaks():
     target = torch.zeros(1, 1, 8, 8)
     target[0, 0, 3, 4] = 1.0

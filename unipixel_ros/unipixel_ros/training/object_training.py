@@ -164,15 +164,29 @@ def heat_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1)
 
 
-def object_step_loss(net: UniPixelNet, batch: dict, prompts: tuple, mask_objects: int = 2
-                     ) -> tuple[torch.Tensor, dict]:
+#: weight of each loss part in the total (``TrainConfig.loss_weights`` overrides them)
+LOSS_WEIGHTS = {'heat': 1.0, 'instance_bce': 1.0, 'instance_dice': 1.0, 'attributes': 0.5,
+                'selection': 1.0, 'exists': 0.5, 'mask_bce': 1.0, 'mask_dice': 1.0}
+
+
+def loss_weights(overrides: dict | None = None) -> dict:
+    """:data:`LOSS_WEIGHTS` with ``overrides`` (ValueError naming an unknown part)."""
+    unknown = set(overrides or {}) - set(LOSS_WEIGHTS)
+    if unknown:
+        raise ValueError(f'unknown loss parts {sorted(unknown)}; known: {sorted(LOSS_WEIGHTS)}')
+    return {**LOSS_WEIGHTS, **{k: float(v) for k, v in (overrides or {}).items()}}
+
+
+def object_step_loss(net: UniPixelNet, batch: dict, prompts: tuple, mask_objects: int = 2,
+                     weights: dict | None = None) -> tuple[torch.Tensor, dict]:
     """Total loss and its parts for one batch of :meth:`ObjectBatchSampler.sample`.
 
     Parts: ``heat`` (focal), ``instance_bce`` + ``instance_dice`` (every object's mask at
     stride 2), ``attributes`` (CE of every object's category/colour/size), ``selection`` (CE
     over the K slots + "none" per prompt), ``exists`` (BCE of logsumexp(scores) - none),
     ``mask_bce`` + ``mask_dice`` (the final refined mask at input size for ``mask_objects``
-    objects per scene, selected one-hot).
+    objects per scene, selected one-hot). ``weights``: from :func:`loss_weights` (default
+    :data:`LOSS_WEIGHTS`).
     """
     dec = net.objects
     image = net.normalize_image(batch['rgb'])
@@ -225,7 +239,6 @@ def object_step_loss(net: UniPixelNet, batch: dict, prompts: tuple, mask_objects
                                     net.config.input_height, net.config.input_width)
         parts['mask_bce'] = F.binary_cross_entropy_with_logits(out.mask_logits, target_mask)
         parts['mask_dice'] = dice_loss(out.mask_logits, target_mask).mean()
-    weights = {'heat': 1.0, 'instance_bce': 1.0, 'instance_dice': 1.0, 'attributes': 0.5,
-               'selection': 1.0, 'exists': 0.5, 'mask_bce': 1.0, 'mask_dice': 1.0}
+    weights = weights or LOSS_WEIGHTS
     total = sum(weights[name] * value for name, value in parts.items())
     return total, {name: float(value.detach()) for name, value in parts.items()}

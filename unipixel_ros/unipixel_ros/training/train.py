@@ -27,6 +27,7 @@ from unipixel_ros.model.text_encoder import TextEncoder
 
 from .data import TrainingCache, build_cache, mask_to_input
 from .object_training import ObjectBatchSampler, object_step_loss
+from .object_training import loss_weights as object_loss_weights
 
 
 @dataclass
@@ -55,6 +56,8 @@ class TrainConfig:
     device: str = 'auto'                             # auto | cpu | cuda
     max_minutes: float = 0.0                         # 0 = no limit; stop cleanly when reached
     init_from: str | None = None                     # warm start (see checkpoint.warm_start)
+    # weights of the loss parts, overriding object_training.LOSS_WEIGHTS (e.g. {attributes: 2})
+    loss_weights: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> 'TrainConfig':
@@ -202,6 +205,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         step, best = int(state['step']), float(state['best'])
         g.set_state(state['generator'])
         torch.set_rng_state(state['torch_rng'])
+    loss_weights = object_loss_weights(cfg.loss_weights)
     sampler = ObjectBatchSampler(train_cache, net, cfg.queries_per_scene, cfg.point_prompt_prob,
                                  g)
     base_weights = expression_weights(train_cache, cfg.absent_min_share)
@@ -263,7 +267,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             sampler.set_types(weights_for(active_types) > 0 if active_types else None)
             bar.write(f"step {step}: training on {active_types or 'all expression types'}")
         batch = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
-        loss, parts = object_step_loss(net, batch, build_prompts(net, batch))
+        loss, parts = object_step_loss(net, batch, build_prompts(net, batch),
+                                       weights=loss_weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
