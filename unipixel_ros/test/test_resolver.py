@@ -162,3 +162,19 @@ def test_shading_and_small_labels_do_not_make_two_tones():
     rgb[10:16, 10:50] = BLUE
     m = _measured(rgb, mask)
     assert m.tones == () and m.color == 'red'
+
+
+def test_an_object_without_depth_is_placed_at_the_depth_around_it():
+    from unipixel_ros.inference.resolver import fallback_points, measure_candidate
+    from unipixel_ros.perception.synthetic import DEFAULT_INTRINSICS as K
+    depth = np.full((60, 80), 0.8, np.float32)
+    mask = np.zeros(depth.shape, bool)
+    mask[20:40, 30:50] = True
+    depth[14:46, 24:56] = 0.0          # the hole is wider than the object, as on black plastic
+    pts, own = fallback_points(mask, depth, K, ring_px=2)
+    assert not own and pts.shape == (400, 3) and np.allclose(pts[:, 2], 0.8)
+    rgb = np.full(depth.shape + (3,), 20, np.uint8)
+    m = measure_candidate(0, mask, 1.0, rgb, depth, K)
+    assert m is not None and m.geometry is None and m.center[2] == pytest.approx(0.8)
+    assert m.extent[2] == pytest.approx(m.extent[0]) and m.volume > 0
+    assert fallback_points(mask, np.zeros_like(depth), K, ring_px=2) == (None, False)

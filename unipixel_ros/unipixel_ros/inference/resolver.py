@@ -22,8 +22,10 @@ candidate on the RGB-D frame and applies the constraints of
   = smallest distance ``|centre|``; size = box volume, height = box extent along the support
   normal. With a :class:`Viewpoint` (the node's ``target_frame``, e.g. the robot's base_link,
   REP-103: x forward, y left, z up) "left" and "right" are the robot's and "closest" is
-  nearest to that frame's origin, whichever way the camera looks. When the geometry core fails the centre is the median back-projected point and the
-  extent the 5-95 % spread (marked ``geometry=None``);
+  nearest to that frame's origin, whichever way the camera looks. When the geometry core fails
+  the centre is the median back-projected point and the extent the 5-95 % spread (marked
+  ``geometry=None``); an object without any valid depth (black or glossy surfaces) is placed at
+  the depth around it;
 - **size words** relative to the other instances of the concept, **superlatives, positions,
   ordinals and relations** in 3D. A runner-up within a margin of the winner (settings) makes the
   answer ambiguous instead of a coin toss.
@@ -79,6 +81,8 @@ class ResolverSettings:
         min_score: candidates scoring below this are dropped.
         min_area_px: candidates with fewer mask pixels are dropped (slivers behind others).
         erode_px: mask erosion before measuring colour, px.
+        depth_ring_px: a candidate without any valid depth is placed at the median depth of a
+            ring this wide around its mask (:func:`fallback_points`), px.
         color_low_pct, color_high_pct: lightness percentiles of the pixels whose median colour
             is the object's colour.
         color_normalise: chromatic colours are scaled to this max linear channel before naming.
@@ -135,6 +139,7 @@ class ResolverSettings:
     min_presence: float = 0.5
     min_score: float = 0.3
     min_area_px: int = 60
+    depth_ring_px: int = 6
     erode_px: int = 2
     color_low_pct: float = 50.0
     color_high_pct: float = 95.0
@@ -404,12 +409,53 @@ def _tone_matches(term: str, color: str, shares: np.ndarray, settings: ResolverS
     return float(shares[BASIC_TERMS.index(term)]) >= settings.color_min_share
 
 
+def fallback_points(mask: np.ndarray, depth_m: np.ndarray, intrinsics: CameraIntrinsics,
+                    ring_px: int) -> tuple[np.ndarray | None, bool]:
+    """Camera-frame points of a mask the geometry core could not measure: (points, has_depth).
+
+    The mask's own valid depth when it has some; otherwise (black, glossy or transparent
+    surfaces often give a stereo or time-of-flight camera no depth at all, and the hole is often
+    wider than the object) every mask pixel at the median valid depth of the nearest ring around
+    the mask, ``ring_px`` wide and doubled up to 8x until it holds 20 valid pixels (what the
+    object stands on or in front of), so that the object still has a place and a size. (None,
+    False) when nothing within ``8 * ring_px`` has depth.
+
+    Args:
+        mask: (H, W) bool; depth_m: (H, W) float32 metres (0 or NaN = none).
+    Returns:
+        (N, 3) float64 points in the camera optical frame, metres, or None; and whether they
+        are the object's own depth.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    valid_depth = np.isfinite(depth_m) & (depth_m > 0)
+    v, u = np.nonzero(mask & valid_depth)
+    has_depth = len(v) >= 3
+    if has_depth:
+        z = depth_m[v, u].astype(np.float64)
+    else:
+        distance = distance_transform_edt(~mask)
+        width = max(int(ring_px), 1)
+        ring = (distance <= width) & valid_depth
+        while ring.sum() < 20 and width < 8 * max(int(ring_px), 1):
+            width *= 2
+            ring = (distance <= width) & valid_depth
+        if ring.sum() < 3:
+            return None, False
+        v, u = np.nonzero(mask)
+        z = np.full(len(v), float(np.median(depth_m[ring])), np.float64)
+    pts = np.stack([(u - intrinsics.cx) * z / intrinsics.fx,
+                    (v - intrinsics.cy) * z / intrinsics.fy, z], axis=1)
+    return pts, has_depth
+
+
 def measure_candidate(index: int, mask: np.ndarray, score: float, rgb: np.ndarray,
                       depth_m: np.ndarray, intrinsics: CameraIntrinsics,
                       settings: ResolverSettings = DEFAULT_RESOLVER_SETTINGS,
                       geometry_config: GeometryConfig | None = None,
                       viewpoint: Viewpoint | None = None) -> Measured | None:
-    """Measure one candidate; None when its mask has no valid depth at all.
+    """Measure one candidate; None when neither its mask nor a ring around it has valid depth
+    (see :func:`fallback_points`).
 
     Args:
         mask: (H, W) bool; rgb (H, W, 3) uint8; depth_m (H, W) float32 metres (0 = none).
@@ -425,15 +471,14 @@ def measure_candidate(index: int, mask: np.ndarray, score: float, rgb: np.ndarra
         center, extent = np.asarray(box.center, float), np.asarray(box.extent, float)
         height = float(extent[2]) if box.gravity_aligned else float(extent.max())
     except GeometryError:
-        v, u = np.nonzero(mask & np.isfinite(depth_m) & (depth_m > 0))
-        if len(v) < 3:
+        pts, has_depth = fallback_points(mask, depth_m, intrinsics, settings.depth_ring_px)
+        if pts is None:
             return None
-        z = depth_m[v, u].astype(np.float64)
-        pts = np.stack([(u - intrinsics.cx) * z / intrinsics.fx,
-                        (v - intrinsics.cy) * z / intrinsics.fy, z], axis=1)
         center = np.median(pts, axis=0)
         lo, hi = np.percentile(pts, [5, 95], axis=0)
         extent = np.maximum(hi - lo, 1e-3)
+        if not has_depth:   # a flat stand-in: assume the object is as deep as it is wide
+            extent[2] = extent[0]
         height = float(extent[1])
     distance = (viewpoint.distance(center) if viewpoint is not None
                 else float(np.linalg.norm(center)))
