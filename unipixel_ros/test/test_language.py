@@ -60,3 +60,52 @@ def test_target_mentions_reads_the_first_noun_phrase(text, said):
     from unipixel_ros.language.mentions import target_mentions
     got = target_mentions(text)
     assert (got['category'], got['color'], got['size']) == said
+
+
+def test_canonical_text_maps_known_words_into_the_models_vocabulary():
+    from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES
+    from unipixel_ros.language.canonical import canonical_text
+
+    def canon(text):
+        return canonical_text(text, CATEGORIES, COLORS)
+
+    assert canon('Grab the navy tin left of the huge scarlet mug') == \
+        'grab the blue can left of the huge red cup'                 # size words stay
+    assert canon('the sky blue flask') == 'the blue bottle'          # two-word colour names
+    assert canon('the bulkiest carton') == 'the bulkiest box'
+    assert canon('the soda bottle') == 'the soda bottle'              # a noun as a modifier
+    assert canon('the gray box') == 'the gray box'                    # no grey in the model
+    assert canon('the teal widget') == 'the blue widget'              # unknown nouns stay
+    # the model's own words come back unchanged
+    for size in SIZES:
+        for color in COLORS:
+            for category in CATEGORIES:
+                text = f'pick up the {size} {color} {category} left of the {CATEGORIES[0]}'
+                assert canon(text) == text
+
+
+def test_the_predictor_encodes_the_canonical_words_unless_told_not_to():
+    import numpy as np
+
+    from unipixel_ros.inference.predictor import ReferringPredictor
+    from unipixel_ros.inference.settings import DecisionSettings
+
+    class _Engine:
+        metadata: dict = {}
+
+        def __init__(self):
+            self.read = []
+
+        def encode_text(self, text):
+            self.read.append(text)
+            return np.zeros((1, 2, 4), np.float32), np.ones((1, 2), np.float32)
+
+    engine = _Engine()
+    predictor = ReferringPredictor(engine)
+    query = predictor.encode_text('the navy tin')
+    assert query.text == 'the navy tin' and query.model_text == 'the blue can'
+    assert query.mentions['category'] == 'can' and query.mentions['color'] == 'blue'
+    predictor.encode_text('the navy tin')                     # cached: not encoded again
+    predictor.settings = DecisionSettings(canonical_words=False)
+    assert predictor.encode_text('the navy tin').model_text == 'the navy tin'
+    assert engine.read == ['the blue can', 'the navy tin']

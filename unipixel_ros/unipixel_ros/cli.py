@@ -118,6 +118,9 @@ def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a described object's colour word: 'measured' (its pixels, named "
                              "with the colour survey) or 'network' (the colour head) "
                              '(default %(default)s)')
+    parser.add_argument('--raw-words', action='store_true',
+                        help='the model reads the words as said (default: in its own '
+                             'vocabulary, "the navy tin" -> "the blue can")')
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -130,7 +133,8 @@ def settings_from_args(args: argparse.Namespace):
     return DecisionSettings(exists_threshold=args.threshold, mask_threshold=args.mask_threshold,
                             verify_attributes=args.verify, verify_min_prob=args.verify_min_prob,
                             metric_attributes=args.metric_attributes,
-                            describe_color=args.describe_color)
+                            describe_color=args.describe_color,
+                            canonical_words=not args.raw_words)
 
 
 def decision_record(predictor) -> dict:

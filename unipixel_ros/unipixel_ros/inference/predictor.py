@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from unipixel_ros.dataset.vocab import CATEGORIES, COLORS, SIZES
+from unipixel_ros.language.canonical import canonical_text
 from unipixel_ros.language.mentions import target_mentions
 from unipixel_ros.perception.mask_ops import mask_bbox
 
@@ -33,6 +34,8 @@ class Query:
 
     Attributes:
         text: the expression ('the red cup'), or '<point u,v>' for a click.
+        model_text: what the model read: ``text`` in its own vocabulary
+            (``language.canonical``) when ``DecisionSettings.canonical_words``, else ``text``.
         prompt: (1, L, D) float32 prompt tokens.
         prompt_mask: (1, L) float32, 1 = real token, 0 = padding.
         mentions: {'category'|'color'|'size': word or None} the text names for its target
@@ -45,6 +48,7 @@ class Query:
     prompt_mask: np.ndarray
     mentions: dict
     kind: str = 'text'
+    model_text: str = ''
 
 
 @dataclass
@@ -151,15 +155,21 @@ class ReferringPredictor:
         text = text.strip()
         if not text:
             raise ValueError('empty query')
-        query = self._text_cache.get(text)
+        model_text = text
+        if self.settings.canonical_words:
+            v = self.vocab
+            model_text = canonical_text(text, v['categories'], v['colors'])
+        key = (text, model_text)
+        query = self._text_cache.get(key)
         if query is None:
-            prompt, prompt_mask = self.engine.encode_text(text)
-            query = Query(text, prompt, prompt_mask, target_mentions(text))
-            self._text_cache[text] = query
+            prompt, prompt_mask = self.engine.encode_text(model_text)
+            query = Query(text, prompt, prompt_mask, target_mentions(model_text),
+                          model_text=model_text)
+            self._text_cache[key] = query
             if len(self._text_cache) > TEXT_CACHE_SIZE:
                 self._text_cache.popitem(last=False)
         else:
-            self._text_cache.move_to_end(text)
+            self._text_cache.move_to_end(key)
         return query
 
     def encode_point(self, u: float, v: float, width: int, height: int) -> Query:

@@ -44,6 +44,9 @@ class DecisionSettings:
             head). Measured on val (weights/MODEL_CARD.md, "Describe"): 'measured' names 9.5
             points more colours right on the randomized shifted scenes and 4.3 fewer on the
             default generator's; the default stays with the head, which keeps what v5 does well.
+        canonical_words: the model reads a phrase in its own vocabulary
+            (:func:`unipixel_ros.language.canonical.canonical_text`: "the navy tin" -> "the
+            blue can"); a phrase already in its words is unchanged. False: the words as said.
     Raises:
         ValueError: a threshold outside [0, 1] or an unknown attribute name.
     """
@@ -55,6 +58,7 @@ class DecisionSettings:
     verify_min_prob: float = 0.1
     metric_attributes: str = 'auto'
     describe_color: str = 'network'
+    canonical_words: bool = True
 
     def __post_init__(self) -> None:
         for name in ('exists_threshold', 'mask_threshold', 'uncertain_threshold',

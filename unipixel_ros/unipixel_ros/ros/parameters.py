@@ -70,6 +70,9 @@ PARAMETERS = (
     ('describe_color', D.describe_color,
      "Colour word of described objects: 'measured' (the mask's pixels named with the colour "
      "survey) or 'network' (the colour head).", False, ''),
+    ('canonical_words', D.canonical_words,
+     'The model reads a command in its own vocabulary ("the navy tin" -> "the blue can"); '
+     'false: the words as said.', False, ''),
     ('exists_threshold', D.exists_threshold, 'Target-exists probability to report found.', False,
      '[0, 1]'),
     ('uncertain_threshold', D.uncertain_threshold,
@@ -187,7 +190,7 @@ def decision_settings(get) -> DecisionSettings:
         uncertain_threshold=get('uncertain_threshold'),
         verify_attributes=parse_attribute_list(get('verify_attributes')),
         verify_min_prob=get('verify_min_prob'), metric_attributes=get('metric_attributes'),
-        describe_color=get('describe_color'))
+        describe_color=get('describe_color'), canonical_words=get('canonical_words'))
 
 
 def geometry_config(get) -> GeometryConfig:
