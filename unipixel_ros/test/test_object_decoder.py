@@ -184,7 +184,7 @@ def test_loss_weights_override_the_defaults_and_weigh_the_total():
     base, parts = object_step_loss(model, batch, prompts)
     more, _ = object_step_loss(model, batch, prompts, weights=heavy)
     expected = (2.0 - LOSS_WEIGHTS['attributes']) * parts['attributes']
-    assert float(more - base) == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    assert float((more - base).detach()) == pytest.approx(expected, rel=1e-4, abs=1e-6)
 
 
 def test_heat_focal_loss_is_lower_for_the_right_peaks():

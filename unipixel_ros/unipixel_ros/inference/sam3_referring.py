@@ -101,7 +101,8 @@ class Sam3ReferringPredictor:
         target = referring.target
         mentions = {'category': target.category, 'color': target.color, 'size': target.size}
         empty = np.zeros((1, 0), np.float32)
-        return Sam3Query(text, empty, empty, mentions, 'text', referring, texts)
+        return Sam3Query(text, empty, empty, mentions, 'text', model_text=text,
+                         referring=referring, texts=texts)
 
     def encode_point(self, u: float, v: float, width: int, height: int) -> Query:
         raise ValueError('the sam3 backend answers words, not clicked points: describe needs '
