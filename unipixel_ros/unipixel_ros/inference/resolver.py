@@ -336,19 +336,25 @@ def measure_tones(rgb: np.ndarray, mask: np.ndarray,
     Args:
         rgb: (H, W, 3) uint8; mask: (H, W) bool, not empty.
     """
+    return pixel_tones(_color_pixels(rgb, mask, settings), settings)
+
+
+def pixel_tones(px: np.ndarray, settings: ResolverSettings = DEFAULT_RESOLVER_SETTINGS) -> tuple:
+    """:func:`measure_tones` of the object's pixels ((N, 3) uint8 sRGB, as
+    :func:`name_pixels` takes them)."""
     import warnings
 
     from scipy.cluster.vq import kmeans2
 
     if not np.isfinite(settings.two_tone_min_delta_e):
         return ()
-    px = _color_pixels(rgb, mask, settings)
     lab = srgb_to_lab(px)
     lo, hi = np.percentile(lab[:, 0], settings.two_tone_pct)
-    px = px[(lab[:, 0] >= lo) & (lab[:, 0] <= hi)]
+    keep = (lab[:, 0] >= lo) & (lab[:, 0] <= hi)
+    px, lab = px[keep], lab[keep]
     if len(px) < 40:
         return ()
-    features = srgb_to_lab(px) * np.array([settings.two_tone_lightness_weight, 1.0, 1.0])
+    features = lab * np.array([settings.two_tone_lightness_weight, 1.0, 1.0])
     with warnings.catch_warnings():     # an empty cluster is an answer here: one tone
         warnings.simplefilter('ignore')
         centres, labels = kmeans2(features, 2, seed=np.random.default_rng(0), minit='++')
@@ -461,8 +467,9 @@ def measure_candidate(index: int, mask: np.ndarray, score: float, rgb: np.ndarra
         mask: (H, W) bool; rgb (H, W, 3) uint8; depth_m (H, W) float32 metres (0 = none).
         viewpoint: whose left / distance (None: the camera's).
     """
-    color, light, shares = measure_color(rgb, mask, settings)
-    tones = measure_tones(rgb, mask, settings)
+    px = _color_pixels(rgb, mask, settings)     # erode once for the colour and the tones
+    color, light, shares = name_pixels(px, settings)
+    tones = pixel_tones(px, settings)
     geometry = None
     try:
         geometry = estimate_object_geometry(mask, depth_m, '32FC1', intrinsics, None,

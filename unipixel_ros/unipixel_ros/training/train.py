@@ -27,7 +27,7 @@ from unipixel_ros.model.text_encoder import TextEncoder
 
 from .data import TrainingCache, build_cache, mask_to_input
 from .object_training import ObjectBatchSampler, object_step_loss
-from .object_training import loss_weights as object_loss_weights
+from .object_training import loss_weights as resolve_loss_weights  # `loss_weights` is a local
 
 
 @dataclass
@@ -170,6 +170,7 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
     """Run (or resume) a training; returns a summary dict."""
+    loss_weights = resolve_loss_weights(cfg.loss_weights)   # a typo fails before the caches load
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
@@ -205,7 +206,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         step, best = int(state['step']), float(state['best'])
         g.set_state(state['generator'])
         torch.set_rng_state(state['torch_rng'])
-    loss_weights = object_loss_weights(cfg.loss_weights)
     sampler = ObjectBatchSampler(train_cache, net, cfg.queries_per_scene, cfg.point_prompt_prob,
                                  g)
     base_weights = expression_weights(train_cache, cfg.absent_min_share)
